@@ -1,0 +1,155 @@
+"""Settings: the only place the environment (and a ``.env`` file) is read.
+
+With no database settings at all the library uses an embedded SQLite file (zero configuration).
+``DATABASE_URL`` wins over the ``DB_*`` parts; ``DB_HOST`` selects PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+_ENV = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+_DRIVERS = {
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+}
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+def default_sqlite_path() -> Path:
+    """``$XDG_DATA_HOME/iftb/iftb.db`` (``~/.local/share/iftb/iftb.db`` when XDG is unset)."""
+    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data_home) / "iftb" / "iftb.db"
+
+
+class DatabaseSettings(BaseSettings):
+    """Database connection settings (``DB_*`` variables, or ``DATABASE_URL``)."""
+
+    model_config = SettingsConfigDict(**_ENV, env_prefix="DB_")
+
+    url: SecretStr | None = Field(default=None, validation_alias="DATABASE_URL")
+    host: str | None = None
+    port: int = Field(default=5432, ge=1, le=65535)
+    database: str = "iftb"
+    username: str = "iftb"
+    password: SecretStr | None = None
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    pool_size: int = Field(default=5, ge=1)
+    max_overflow: int = Field(default=10, ge=0)
+    sqlite_path: Path = Field(default_factory=default_sqlite_path)
+
+    def get_async_url(self) -> str:
+        """The SQLAlchemy async URL: asyncpg for PostgreSQL, aiosqlite for the embedded default.
+
+        The string contains the password (the engine needs it); never log it — log
+        ``safe_url()`` instead.
+        """
+        return self.url_object().render_as_string(hide_password=False)
+
+    def safe_url(self) -> str:
+        """The URL with the password masked, for logs and messages."""
+        return self.url_object().render_as_string(hide_password=True)
+
+    def url_object(self) -> URL:
+        if self.url is not None:
+            url = _parse_url(self.url.get_secret_value())
+        elif self.host:
+            url = URL.create(
+                "postgresql+asyncpg",
+                username=self.username,
+                password=self.password.get_secret_value() if self.password else None,
+                host=self.host,
+                port=self.port,
+                database=self.database,
+            )
+        else:
+            return URL.create("sqlite+aiosqlite", database=str(self.sqlite_path))
+        if self.sslmode and url.get_backend_name() == "postgresql":
+            url = url.update_query_dict({"ssl": self.sslmode})
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url_object().get_backend_name() == "sqlite"
+
+
+class LogSettings(BaseSettings):
+    """Logging settings (``LOG_LEVEL``, ``LOG_FORMAT``)."""
+
+    model_config = SettingsConfigDict(**_ENV, env_prefix="LOG_")
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    format: Literal["console", "json"] = "console"
+
+
+class Settings(BaseSettings):
+    """All settings of the storage layer."""
+
+    model_config = _ENV
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+
+def _parse_url(raw: str) -> URL:
+    try:
+        return to_async_url(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"DATABASE_URL: {exc}") from None
+
+
+def to_async_url(raw: str | URL) -> URL:
+    """The async-driver form of a database URL (``postgresql://`` → ``postgresql+asyncpg://``)."""
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ConfigError("not a valid database URL") from None
+    driver = _DRIVERS.get(url.drivername)
+    if driver is None:
+        raise ConfigError(
+            f"unsupported scheme {url.drivername!r} "
+            "(use postgresql://, postgresql+asyncpg://, sqlite:// or sqlite+aiosqlite://)"
+        )
+    return url.set(drivername=driver)
+
+
+_PREFIXES = {DatabaseSettings: "DB_", LogSettings: "LOG_"}
+
+
+def _load(kind: type[BaseSettings]) -> BaseSettings:
+    try:
+        return kind()
+    except PydanticValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            variable = "DATABASE_URL" if field == "DATABASE_URL" else _PREFIXES[kind] + field.upper()
+            problems.append(f"{variable}: {error['msg']}")
+        raise ConfigError("; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once (call ``get_settings.cache_clear()`` to re-read)."""
+    database = _load(DatabaseSettings)
+    log = _load(LogSettings)
+    assert isinstance(database, DatabaseSettings) and isinstance(log, LogSettings)
+    settings = Settings(database=database, log=log)
+    settings.database.url_object()  # fail now, naming DATABASE_URL, on an unusable URL
+    return settings

@@ -1,0 +1,87 @@
+"""iftb storage: async persistence of candles, trades, positions, the LLM audit log, system
+events and daily performance, on SQLite (embedded default) and PostgreSQL.
+
+This package ``__init__`` is the public face; import from here, not from the modules.
+"""
+
+from iftb.data.storage.enums import LLMCallStatus, PositionStatus, Severity, Side, TradeAction
+from iftb.data.storage.errors import (
+    ConflictError,
+    DatabaseConnectionError,
+    DuplicateError,
+    NotConnectedError,
+    NotFoundError,
+    SchemaOutOfDateError,
+    StorageError,
+    ValidationError,
+)
+from iftb.data.storage.manager import DatabaseManager
+from iftb.data.storage.models import (
+    Base,
+    DailyPerformanceModel,
+    LLMAnalysisLogModel,
+    OHLCVModel,
+    PositionModel,
+    SystemEventModel,
+    TradeModel,
+)
+from iftb.data.storage.records import (
+    DailyPerformance,
+    Gap,
+    LLMAnalysisLog,
+    OHLCVBar,
+    Position,
+    SystemEvent,
+    Trade,
+    TradeStatistics,
+)
+from iftb.data.storage.repositories import (
+    DailyPerformanceRepository,
+    LLMAnalysisLogRepository,
+    OHLCVRepository,
+    PositionRepository,
+    SystemEventRepository,
+    TradeRepository,
+)
+from iftb.data.storage.timeframes import TIMEFRAMES, Timeframe, parse_timeframe
+
+__all__ = [
+    "TIMEFRAMES",
+    "Base",
+    "ConflictError",
+    "DailyPerformance",
+    "DailyPerformanceModel",
+    "DailyPerformanceRepository",
+    "DatabaseConnectionError",
+    "DatabaseManager",
+    "DuplicateError",
+    "Gap",
+    "LLMAnalysisLog",
+    "LLMAnalysisLogModel",
+    "LLMAnalysisLogRepository",
+    "LLMCallStatus",
+    "NotConnectedError",
+    "NotFoundError",
+    "OHLCVBar",
+    "OHLCVModel",
+    "OHLCVRepository",
+    "Position",
+    "PositionModel",
+    "PositionRepository",
+    "PositionStatus",
+    "SchemaOutOfDateError",
+    "Severity",
+    "Side",
+    "StorageError",
+    "SystemEvent",
+    "SystemEventModel",
+    "SystemEventRepository",
+    "Timeframe",
+    "Trade",
+    "TradeAction",
+    "TradeModel",
+    "TradeRepository",
+    "TradeStatistics",
+    "ValidationError",
+    "parse_timeframe",
+]

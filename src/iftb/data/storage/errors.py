@@ -1,0 +1,125 @@
+"""The storage error hierarchy, and the one place driver exceptions are translated into it.
+
+Callers catch these types only; a raw SQLAlchemy, asyncpg or sqlite3 exception never crosses
+the repository boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import exc as sa_exc
+
+
+class StorageError(Exception):
+    """Base of every error the storage layer raises."""
+
+
+class NotConnectedError(StorageError):
+    """The DatabaseManager was used before ``connect()`` or after ``disconnect()``."""
+
+
+class DatabaseConnectionError(StorageError):
+    """The database could not be reached, or the connection was lost."""
+
+
+class SchemaOutOfDateError(StorageError):
+    """The database schema is behind the code; run ``iftb-db upgrade``."""
+
+
+class ValidationError(StorageError, ValueError):
+    """Input broke a data rule. Names the row (when in a batch), the field and the rule."""
+
+    def __init__(self, message: str, *, field: str | None = None, index: int | None = None):
+        self.field = field
+        self.index = index
+        prefix = f"row {index}: " if index is not None else ""
+        super().__init__(prefix + message)
+
+    def at_index(self, index: int) -> ValidationError:
+        """The same error, located at position ``index`` of a batch."""
+        located = ValidationError(str(self), field=self.field, index=index)
+        located.__cause__ = self.__cause__
+        return located
+
+
+class DuplicateError(StorageError):
+    """A row with the same natural key already exists."""
+
+
+class NotFoundError(StorageError):
+    """The row asked for does not exist."""
+
+
+class ConflictError(StorageError):
+    """The write would break a state invariant, e.g. a second open position on one side."""
+
+
+# Unique violations on these tables break a state invariant rather than duplicate a record.
+_CONFLICT_TABLES = frozenset({"positions"})
+
+
+def translate(exc: Exception) -> StorageError:
+    """Map a driver or SQLAlchemy exception to the storage hierarchy (never leaks credentials)."""
+    if isinstance(exc, StorageError):
+        return exc
+    if isinstance(exc, sa_exc.IntegrityError):
+        detail = _driver_message(exc)
+        if _is_unique_violation(exc):
+            table = _violated_table(exc)
+            kind = ConflictError if table in _CONFLICT_TABLES else DuplicateError
+            return kind(detail)
+        return ValidationError(f"constraint violated: {detail}")
+    if isinstance(exc, sa_exc.DataError):
+        return ValidationError(f"value rejected by the database: {_driver_message(exc)}")
+    if isinstance(exc, sa_exc.StatementError) and isinstance(exc.orig, ValidationError):
+        return exc.orig
+    if isinstance(exc, sa_exc.DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+    ):
+        return DatabaseConnectionError(f"database unavailable: {_driver_message(exc)}")
+    if isinstance(exc, OSError | ConnectionError | TimeoutError):
+        return DatabaseConnectionError(f"database unavailable: {type(exc).__name__}: {exc}")
+    return StorageError(f"{type(exc).__name__}: {_driver_message(exc)}")
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """Re-raise anything from the driver as a StorageError, keeping the original as the cause."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except (sa_exc.SQLAlchemyError, OSError) as exc:
+        raise translate(exc) from exc
+
+
+def _driver_message(exc: Exception) -> str:
+    """The driver's own message, without SQLAlchemy's echo of the statement and parameters."""
+    orig = getattr(exc, "orig", None) or exc
+    detail = getattr(orig, "detail", None)
+    message = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    return f"{message} ({detail})" if detail else message
+
+
+def _is_unique_violation(exc: sa_exc.IntegrityError) -> bool:
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return sqlstate == "23505" or "UNIQUE constraint failed" in str(orig)
+
+
+def _violated_table(exc: sa_exc.IntegrityError) -> str | None:
+    """The table whose unique rule failed, from asyncpg's fields or SQLite's message."""
+    orig = exc.orig
+    table = getattr(orig, "table_name", None)
+    if table:
+        return str(table)
+    cause = getattr(orig, "__cause__", None)
+    table = getattr(cause, "table_name", None)
+    if table:
+        return str(table)
+    message = str(orig)
+    if "UNIQUE constraint failed: " in message:
+        return message.split("UNIQUE constraint failed: ", 1)[1].split(".", 1)[0]
+    return None

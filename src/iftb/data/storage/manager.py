@@ -1,0 +1,322 @@
+"""DatabaseManager: the engine, its connection pool, sessions, and schema migrations.
+
+One manager per process and database. It owns the engine; callers own the unit of work
+(``get_session()``), and repositories only use the session they are given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.util import await_only
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from iftb.config import to_async_url
+from iftb.data.storage import migrations
+from iftb.data.storage.errors import (
+    DatabaseConnectionError,
+    NotConnectedError,
+    SchemaOutOfDateError,
+    StorageError,
+    translate,
+)
+from iftb.data.storage.sql_functions import register_sqlite_functions
+from iftb.utils import get_logger
+from iftb.utils.logging import redact
+
+log = get_logger(__name__)
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "WAL",  # readers never block the writer, nor the writer the readers
+    "synchronous": "NORMAL",  # durable at checkpoints; safe with WAL against corruption
+    "foreign_keys": "ON",
+    "busy_timeout": "30000",  # ms a writer waits for the lock instead of "database is locked"
+}
+
+
+def _json_dumps(value: Any) -> str:
+    """Strict JSON: NaN and Infinity are not JSON, and PostgreSQL refuses them."""
+    return json.dumps(value, allow_nan=False)
+
+
+class DatabaseManager:
+    """Connects to SQLite (aiosqlite) or PostgreSQL (asyncpg) and hands out sessions.
+
+    Args:
+        database_url: A SQLAlchemy async URL, e.g. from ``settings.database.get_async_url()``.
+        pool_size: Connections kept open (PostgreSQL).
+        max_overflow: Extra connections allowed under load (PostgreSQL).
+        echo: Log every SQL statement (parameters are never logged with secrets).
+        pool_recycle: Seconds after which a pooled connection is replaced (PostgreSQL).
+        connect_timeout: Seconds to wait for the server before ``connect()`` gives up.
+        auto_migrate: Run migrations on ``connect()``. Defaults to True for SQLite (zero setup)
+            and False for PostgreSQL, where the schema is owned by ``iftb-db upgrade``.
+    """
+
+    def __init__(
+        self,
+        database_url: str | URL,
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        echo: bool = False,
+        *,
+        pool_recycle: int = 1800,
+        connect_timeout: float = 10.0,
+        auto_migrate: bool | None = None,
+    ) -> None:
+        self._url = to_async_url(database_url)
+        self._pool_size = pool_size
+        self._max_overflow = max_overflow
+        self._echo = echo
+        self._pool_recycle = pool_recycle
+        self._connect_timeout = connect_timeout
+        self._auto_migrate = self.is_sqlite if auto_migrate is None else auto_migrate
+        self._engine: AsyncEngine | None = None
+        self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self._connected = False
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        state = "connected" if self._connected else "disconnected"
+        return f"DatabaseManager({self.safe_url!r}, {state})"
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with the password masked."""
+        return self._url.render_as_string(hide_password=True)
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._url.get_backend_name()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine; raises NotConnectedError before ``connect()``."""
+        if self._engine is None or not self._connected:
+            raise NotConnectedError("DatabaseManager is not connected; call await connect() first")
+        return self._engine
+
+    async def connect(self) -> None:
+        """Open the pool, check the server answers and the schema is current. Idempotent."""
+        async with self._lock:
+            if self._connected:
+                return
+            engine = self._ensure_engine()
+            try:
+                await self._ping(engine)
+                if self._auto_migrate:
+                    await self._upgrade(engine)
+                await self._check_schema(engine)
+            except BaseException:
+                await self._dispose()
+                raise
+            self._connected = True
+            log.info("database connected", url=self.safe_url)
+
+    async def disconnect(self) -> None:
+        """Close every pooled connection. Safe to call twice."""
+        async with self._lock:
+            await self._dispose()
+            if self._connected:
+                log.info("database disconnected", url=self.safe_url)
+            self._connected = False
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.disconnect()
+
+    @asynccontextmanager
+    async def get_session(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work: commits on success, rolls back and re-raises on error.
+
+        Database errors surface as ``StorageError`` subclasses; any other exception raised in
+        the block is re-raised unchanged after the rollback.
+        """
+        if self._sessions is None or not self._connected:
+            raise NotConnectedError("DatabaseManager is not connected; call await connect() first")
+        session = self._sessions()
+        try:
+            yield session
+            await session.commit()
+        except BaseException as exc:
+            await _rollback_quietly(session)
+            if isinstance(exc, Exception) and not isinstance(exc, StorageError):
+                storage_error = translate(exc) if _is_database_error(exc) else None
+                if storage_error is not None:
+                    raise storage_error from exc
+            raise
+        finally:
+            await session.close()
+
+    async def migrate(self, revision: str = "head") -> None:
+        """Upgrade the schema to ``revision`` (Alembic). Works before ``connect()`` too."""
+        await self._upgrade(self._ensure_engine(), revision)
+
+    async def downgrade(self, revision: str) -> None:
+        """Downgrade the schema to ``revision`` (``"base"`` drops every table)."""
+        engine = self._ensure_engine()
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(migrations.downgrade, revision)
+        except Exception as exc:
+            raise translate(exc) from exc
+        log.info("schema downgraded", url=self.safe_url, revision=revision)
+
+    async def current_revision(self) -> str | None:
+        """The schema revision stored in the database, or None for an empty database."""
+        engine = self._ensure_engine()
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(migrations.current_revision)
+        except Exception as exc:
+            raise self._connection_error(exc) from exc
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _ensure_engine(self) -> AsyncEngine:
+        if self._engine is None:
+            self._engine = self._create_engine()
+            self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+        return self._engine
+
+    def _create_engine(self) -> AsyncEngine:
+        options: dict[str, Any] = {"echo": self._echo, "json_serializer": _json_dumps}
+        if self.is_sqlite:
+            database = self._url.database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            options["connect_args"] = {"timeout": self._connect_timeout}
+            engine = create_async_engine(self._url, **options)
+            _install_sqlite_hooks(engine)
+            return engine
+        options |= {
+            "pool_size": self._pool_size,
+            "max_overflow": self._max_overflow,
+            "pool_pre_ping": True,
+            "pool_recycle": self._pool_recycle,
+            "connect_args": {
+                "timeout": self._connect_timeout,
+                "server_settings": {"application_name": "iftb", "timezone": "UTC"},
+            },
+        }
+        return create_async_engine(self._url, **options)
+
+    async def _ping(self, engine: AsyncEngine) -> None:
+        try:
+            async with asyncio.timeout(self._connect_timeout + 1):
+                async with engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            raise self._connection_error(exc) from exc
+
+    async def _upgrade(self, engine: AsyncEngine, revision: str = "head") -> None:
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(migrations.upgrade, revision)
+        except Exception as exc:
+            error = self._connection_error(exc) if _is_connection_problem(exc) else translate(exc)
+            raise error from exc
+        log.info("schema migrated", url=self.safe_url, revision=revision)
+
+    async def _check_schema(self, engine: AsyncEngine) -> None:
+        async with engine.connect() as connection:
+            current = await connection.run_sync(migrations.current_revision)
+        head = migrations.head_revision()
+        if current != head:
+            raise SchemaOutOfDateError(
+                f"database schema is at revision {current or 'none (empty database)'}, "
+                f"the code needs {head}: run `iftb-db upgrade`"
+            )
+
+    async def _dispose(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+        self._engine = None
+        self._sessions = None
+
+    def _connection_error(self, exc: BaseException) -> DatabaseConnectionError:
+        """A clear error naming host, port, database and user — never the password."""
+        url = self._url
+        if self.is_sqlite:
+            where = f"SQLite database {url.database!r}"
+        else:
+            where = (
+                f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}, "
+                f"database {url.database!r}, user {url.username!r}"
+            )
+        reason = getattr(exc, "orig", None) or exc
+        detail = str(reason).strip().splitlines()[0] if str(reason).strip() else ""
+        message = f"cannot connect to {where}: {type(reason).__name__}"
+        if detail:
+            message += f": {detail}"
+        password = url.password
+        message = redact(message)
+        if password:
+            message = message.replace(str(password), "***")
+        return DatabaseConnectionError(message)
+
+
+def _install_sqlite_hooks(engine: AsyncEngine) -> None:
+    """Pragmas and exact-decimal functions on every connection; explicit BEGIN for transactions.
+
+    pysqlite's own transaction handling begins transactions lazily and commits before DDL;
+    taking it over (SQLAlchemy's documented recipe) gives real transactional DDL and SAVEPOINTs.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma, value in SQLITE_PRAGMAS.items():
+            cursor.execute(f"PRAGMA {pragma} = {value}")
+        cursor.close()
+        raw = dbapi_connection.driver_connection
+        # aiosqlite runs sqlite3 in its own thread; the functions must be created there.
+        await_only(raw._execute(register_sqlite_functions, raw._conn))
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return isinstance(exc, SQLAlchemyError | OSError)
+
+
+def _is_connection_problem(exc: BaseException) -> bool:
+    return isinstance(translate(exc) if isinstance(exc, Exception) else exc, DatabaseConnectionError)
+
+
+async def _rollback_quietly(session: AsyncSession) -> None:
+    """Roll back; a connection that is already gone has nothing to roll back."""
+    try:
+        await session.rollback()
+    except Exception as exc:  # the original error matters more than a failed rollback
+        log.warning("rollback failed", error=type(exc).__name__)

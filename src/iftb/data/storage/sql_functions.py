@@ -1,0 +1,256 @@
+"""SQL constructs that behave the same on both backends: exact decimal arithmetic and
+aggregates, and the current UTC time.
+
+PostgreSQL computes on NUMERIC natively. SQLite stores our decimals as text (see ``types``) and
+would turn ``SUM`` or ``*`` on them into binary floats, so on SQLite each construct here compiles
+to a Python function registered on every connection (``register_sqlite_functions``) that
+computes with ``Decimal``. Repositories use these constructs and never branch on the dialect.
+
+Usage::
+
+    select(dec_sum(TradeModel.realized_pnl), dec_max(TradeModel.realized_pnl))
+    update(PositionModel).values(unrealized_pnl=dec_round(dec_mul(dec_sub(price, entry), qty), 8))
+    select(...).where(dec_sign(TradeModel.realized_pnl) > 0)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from decimal import Context, Decimal, localcontext
+from typing import Any
+
+from sqlalchemy import Integer
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from iftb.data.storage.types import ExactNumeric, UTCDateTime
+
+SQLITE_NOW = "(strftime('%Y-%m-%d %H:%M:%f000', 'now'))"
+"""SQLite's current UTC time in the fixed-width text form ``UTCDateTime`` stores."""
+
+# Wide enough for NUMERIC(20, 8) * NUMERIC(20, 8) without rounding.
+_CONTEXT = Context(prec=80)
+
+
+class _DecimalFunction(FunctionElement[Decimal]):
+    """A function over exact decimals: native SQL on PostgreSQL, ``iftb_<name>`` on SQLite."""
+
+    type = ExactNumeric()
+    inherit_cache = True
+    native: str = ""  # the PostgreSQL rendering, a format string over the compiled arguments
+
+
+class dec_sum(_DecimalFunction):  # noqa: N801 - reads like the SQL it stands for
+    """``SUM`` (also usable as a window function with ``.over()``)."""
+
+    name = "dec_sum"
+    native = "sum({0})"
+    inherit_cache = True
+
+
+class dec_min(_DecimalFunction):  # noqa: N801
+    name = "dec_min"
+    native = "min({0})"
+    inherit_cache = True
+
+
+class dec_max(_DecimalFunction):  # noqa: N801
+    name = "dec_max"
+    native = "max({0})"
+    inherit_cache = True
+
+
+class dec_avg(_DecimalFunction):  # noqa: N801
+    """``AVG``, exact to 28 significant digits."""
+
+    name = "dec_avg"
+    native = "avg({0})"
+    inherit_cache = True
+
+
+class dec_add(_DecimalFunction):  # noqa: N801
+    name = "dec_add"
+    native = "({0} + {1})"
+    inherit_cache = True
+
+
+class dec_sub(_DecimalFunction):  # noqa: N801
+    name = "dec_sub"
+    native = "({0} - {1})"
+    inherit_cache = True
+
+
+class dec_mul(_DecimalFunction):  # noqa: N801
+    name = "dec_mul"
+    native = "({0} * {1})"
+    inherit_cache = True
+
+
+class dec_div(_DecimalFunction):  # noqa: N801
+    """Division; NULL when the divisor is zero (as a ratio with no base is undefined)."""
+
+    name = "dec_div"
+    native = "({0} / NULLIF({1}, 0))"
+    inherit_cache = True
+
+
+class dec_round(_DecimalFunction):  # noqa: N801
+    """Round half away from zero to a number of places, as PostgreSQL's ``round(numeric, int)``."""
+
+    name = "dec_round"
+    native = "round({0}, {1})"
+    inherit_cache = True
+
+
+class dec_sign(_DecimalFunction):  # noqa: N801
+    """-1, 0 or 1: the exact sign, for filters such as "winning trades"."""
+
+    type = Integer()
+    name = "dec_sign"
+    native = "sign({0})::integer"
+    inherit_cache = True
+
+
+@compiles(_DecimalFunction)
+def _compile_native(element: _DecimalFunction, compiler: SQLCompiler, **kw: Any) -> str:
+    args = [compiler.process(arg, **kw) for arg in element.clauses]
+    return element.native.format(*args)
+
+
+@compiles(_DecimalFunction, "sqlite")
+def _compile_sqlite(element: _DecimalFunction, compiler: SQLCompiler, **kw: Any) -> str:
+    args = ", ".join(compiler.process(arg, **kw) for arg in element.clauses)
+    return f"iftb_{element.name}({args})"
+
+
+class utcnow(FunctionElement[datetime]):  # noqa: N801
+    """The current time for server defaults and triggers: ``now()`` on PostgreSQL, and on
+    SQLite the same fixed-width UTC text ``UTCDateTime`` stores (``CURRENT_TIMESTAMP`` would
+    drop the fraction of a second)."""
+
+    type = UTCDateTime()
+    name = "utcnow"
+    inherit_cache = True
+
+
+@compiles(utcnow)
+def _compile_utcnow(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
+    return "now()"
+
+
+@compiles(utcnow, "sqlite")
+def _compile_utcnow_sqlite(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
+    return SQLITE_NOW
+
+
+# --- the SQLite side -------------------------------------------------------------------------
+
+
+def _dec(value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    return Decimal(value) if isinstance(value, str) else Decimal(str(value))
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+class _Sum:
+    """Exact SUM, with ``inverse`` so SQLite can run it as a sliding window function."""
+
+    def __init__(self) -> None:
+        self.total = Decimal(0)
+        self.count = 0
+
+    def step(self, value: Any) -> None:
+        if value is not None:
+            with localcontext(_CONTEXT):
+                self.total += _dec(value)  # type: ignore[operator]
+            self.count += 1
+
+    def inverse(self, value: Any) -> None:
+        if value is not None:
+            with localcontext(_CONTEXT):
+                self.total -= _dec(value)  # type: ignore[operator]
+            self.count -= 1
+
+    def value(self) -> str | None:
+        return _text(self.total) if self.count else None
+
+    def finalize(self) -> str | None:
+        return self.value()
+
+
+class _Avg(_Sum):
+    def value(self) -> str | None:
+        if not self.count:
+            return None
+        return _text(self.total / self.count)
+
+
+class _Extreme:
+    """Exact MIN or MAX (SQLite's own would compare the texts, not the numbers)."""
+
+    pick = max
+
+    def __init__(self) -> None:
+        self.best: Decimal | None = None
+
+    def step(self, value: Any) -> None:
+        number = _dec(value)
+        if number is not None:
+            self.best = number if self.best is None else type(self).pick(self.best, number)
+
+    def finalize(self) -> str | None:
+        return _text(self.best)
+
+
+class _Min(_Extreme):
+    pick = min
+
+
+def _binary(operation: Any) -> Any:
+    def apply(left: Any, right: Any) -> str | None:
+        a, b = _dec(left), _dec(right)
+        if a is None or b is None:
+            return None
+        with localcontext(_CONTEXT):
+            return _text(operation(a, b))
+
+    return apply
+
+
+def _divide(a: Decimal, b: Decimal) -> Decimal | None:
+    return None if b == 0 else a / b
+
+
+def _round(value: Any, places: Any) -> str | None:
+    number = _dec(value)
+    if number is None:
+        return None
+    with localcontext(_CONTEXT) as ctx:
+        ctx.rounding = "ROUND_HALF_UP"
+        return _text(number.quantize(Decimal(1).scaleb(-int(places))))
+
+
+def _sign(value: Any) -> int | None:
+    number = _dec(value)
+    return None if number is None else (number > 0) - (number < 0)
+
+
+def register_sqlite_functions(connection: sqlite3.Connection) -> None:
+    """Install the ``iftb_dec_*`` functions on a raw sqlite3 connection."""
+    connection.create_window_function("iftb_dec_sum", 1, _Sum)
+    connection.create_window_function("iftb_dec_avg", 1, _Avg)
+    connection.create_aggregate("iftb_dec_min", 1, _Min)
+    connection.create_aggregate("iftb_dec_max", 1, _Extreme)
+    deterministic = {"deterministic": True}
+    connection.create_function("iftb_dec_add", 2, _binary(Decimal.__add__), **deterministic)
+    connection.create_function("iftb_dec_sub", 2, _binary(Decimal.__sub__), **deterministic)
+    connection.create_function("iftb_dec_mul", 2, _binary(Decimal.__mul__), **deterministic)
+    connection.create_function("iftb_dec_div", 2, _binary(_divide), **deterministic)
+    connection.create_function("iftb_dec_round", 2, _round, **deterministic)
+    connection.create_function("iftb_dec_sign", 1, _sign, **deterministic)

@@ -1,0 +1,189 @@
+"""Field rules derived from the ORM columns, so a record is checked against exactly what its
+table can hold (one source of truth: the models).
+
+Each rule takes a value and returns it normalised (floats through ``Decimal(str(x))``, datetimes
+to UTC) or raises a ``ValidationError`` that names the field and the rule.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import BigInteger, Date, Integer, String
+from sqlalchemy.orm import DeclarativeBase
+
+from iftb.data.storage.errors import ValidationError
+from iftb.data.storage.types import ExactNumeric, UTCDateTime
+
+Rule = Callable[[Any], Any]
+
+_INT_RANGES = {
+    "Integer": (-(2**31), 2**31 - 1),
+    "BigInteger": (-(2**63), 2**63 - 1),
+}
+
+
+def to_decimal(field: str, value: Any) -> Decimal:
+    """Accept Decimal, int, str, or float (through ``Decimal(str(x))``, never binary expansion)."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool):
+        raise ValidationError(f"{field}: expected a number, got a bool", field=field)
+    if isinstance(value, int | str):
+        try:
+            return Decimal(value)
+        except InvalidOperation:
+            raise ValidationError(f"{field}: {value!r} is not a number", field=field) from None
+    if isinstance(value, float):
+        return Decimal(str(value))
+    raise ValidationError(f"{field}: expected a Decimal, got {type(value).__name__}", field=field)
+
+
+def decimal_rule(field: str, precision: int, scale: int) -> Rule:
+    """Finite, at most ``scale`` decimal places, and an integer part that fits ``precision``."""
+    limit = Decimal(10) ** (precision - scale)
+
+    def check(value: Any) -> Decimal:
+        number = value if type(value) is Decimal else to_decimal(field, value)
+        if not number.is_finite():
+            raise ValidationError(f"{field}: {number} is not a finite number", field=field)
+        exponent = number.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -scale and number != round(number, scale):
+            raise ValidationError(
+                f"{field}: {number} has more than {scale} decimal places", field=field
+            )
+        if abs(number) >= limit:
+            raise ValidationError(
+                f"{field}: {number} does not fit NUMERIC({precision},{scale}) "
+                f"(absolute value must be below {limit})",
+                field=field,
+            )
+        return number
+
+    return check
+
+
+def aware_utc(field: str, value: Any) -> datetime:
+    """An aware datetime, returned in UTC; a naive one is refused rather than guessed."""
+    if not isinstance(value, datetime):
+        raise ValidationError(f"{field}: expected a datetime, got {type(value).__name__}", field=field)
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(
+            f"{field}: naive datetime {value.isoformat()} (timezone-aware UTC required)", field=field
+        )
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
+def text_rule(field: str, max_length: int | None) -> Rule:
+    """A str within the column's length, without NUL (which PostgreSQL text cannot hold)."""
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValidationError(f"{field}: expected a string, got {type(value).__name__}", field=field)
+        if max_length is not None and len(value) > max_length:
+            raise ValidationError(
+                f"{field}: {len(value)} characters exceed the limit of {max_length}", field=field
+            )
+        if "\x00" in value:
+            raise ValidationError(f"{field}: NUL characters cannot be stored", field=field)
+        return value
+
+    return check
+
+
+def integer_rule(field: str, low: int, high: int) -> Rule:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError(f"{field}: expected an int, got {type(value).__name__}", field=field)
+        if not low <= value <= high:
+            raise ValidationError(f"{field}: {value} is outside [{low}, {high}]", field=field)
+        return value
+
+    return check
+
+
+def date_rule(field: str) -> Rule:
+    def check(value: Any) -> date:
+        if isinstance(value, datetime) or not isinstance(value, date):
+            raise ValidationError(f"{field}: expected a date, got {type(value).__name__}", field=field)
+        return value
+
+    return check
+
+
+def json_rule(field: str) -> Rule:
+    """JSON-serialisable, strictly: no NaN or Infinity, no NUL (both refused by JSONB)."""
+
+    def check(value: Any) -> Any:
+        try:
+            encoded = json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"{field}: not JSON-serialisable ({exc})", field=field) from None
+        if "\\u0000" in encoded:
+            raise ValidationError(f"{field}: NUL characters cannot be stored", field=field)
+        return value
+
+    return check
+
+
+def choice_rule(field: str, choices: type[StrEnum]) -> Rule:
+    def check(value: Any) -> StrEnum:
+        try:
+            return choices(value)
+        except ValueError:
+            allowed = ", ".join(member.value for member in choices)
+            raise ValidationError(
+                f"{field}: {value!r} is not one of {allowed}", field=field
+            ) from None
+
+    return check
+
+
+def column_rules(
+    model: type[DeclarativeBase], choices: Mapping[str, type[StrEnum]] | None = None
+) -> dict[str, Rule]:
+    """One rule per column of ``model``, from its type; ``choices`` adds enum columns."""
+    rules: dict[str, Rule] = {}
+    for column in model.__table__.columns:
+        name, kind = column.key, column.type
+        if choices and name in choices:
+            rules[name] = choice_rule(name, choices[name])
+        elif isinstance(kind, ExactNumeric):
+            assert kind.precision is not None and kind.scale is not None
+            rules[name] = decimal_rule(name, kind.precision, kind.scale)
+        elif isinstance(kind, UTCDateTime):
+            rules[name] = lambda value, name=name: aware_utc(name, value)
+        elif isinstance(kind, String):
+            rules[name] = text_rule(name, kind.length)
+        elif isinstance(kind, Date):
+            rules[name] = date_rule(name)
+        elif isinstance(kind, BigInteger | Integer):
+            low, high = _INT_RANGES["Integer" if type(kind) is Integer else "BigInteger"]
+            rules[name] = integer_rule(name, low, high)
+        else:
+            rules[name] = json_rule(name)
+    return rules
+
+
+def required_columns(model: type[DeclarativeBase]) -> frozenset[str]:
+    """Columns that must be given: NOT NULL with no default on the server."""
+    return frozenset(
+        column.key
+        for column in model.__table__.columns
+        if not column.nullable and column.server_default is None and not column.primary_key
+    )
+
+
+def positive(field: str, value: Decimal | None, *, allow_zero: bool = False) -> None:
+    """Raise unless ``value`` is None, or greater than (or equal to) zero."""
+    if value is None:
+        return
+    if value < 0 or (value == 0 and not allow_zero):
+        rule = "must be ≥ 0" if allow_zero else "must be > 0"
+        raise ValidationError(f"{field}: {rule} (got {value})", field=field)
+

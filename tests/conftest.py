@@ -1,0 +1,153 @@
+"""Test fixtures: every storage test runs on SQLite and on a real PostgreSQL.
+
+PostgreSQL comes from ``IFTB_TEST_POSTGRES_URL`` when set, otherwise from a throwaway cluster
+started from the installed binaries for this test session. Without either, PostgreSQL tests are
+skipped with one loud line — except under ``CI=true``, where that fails the run.
+
+Each test gets its own database: a copy of a migrated SQLite file, or a PostgreSQL database
+cloned from a migrated template (``CREATE DATABASE ... TEMPLATE``), so tests never see each
+other's rows and may commit freely.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from iftb.data.storage import DatabaseManager
+from tests.support.pg_cluster import (
+    PostgresServer,
+    postgres_binaries_available,
+    server_from_env,
+    throwaway_cluster,
+)
+
+BACKENDS = ("sqlite", "postgresql")
+TEMPLATE_DB = "iftb_test_template"
+_database_numbers = itertools.count(1)
+_postgres_unavailable_reason: str | None = None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--soak", action="store_true", help="run the long soak workload too")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--soak"):
+        return
+    skip_soak = pytest.mark.skip(reason="long soak: run with --soak")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(skip_soak)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _postgres_unavailable_reason:
+        terminalreporter.write_line(
+            f"!!! PostgreSQL tests were SKIPPED: {_postgres_unavailable_reason} !!!", red=True
+        )
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer | None]:
+    """The PostgreSQL server of this test session, or None when none can be had (not in CI)."""
+    global _postgres_unavailable_reason
+    external = server_from_env()
+    if external is not None:
+        yield external
+        return
+    if not postgres_binaries_available():
+        _postgres_unavailable_reason = "no PostgreSQL binaries and IFTB_TEST_POSTGRES_URL unset"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {_postgres_unavailable_reason}", pytrace=False)
+        yield None
+        return
+    with throwaway_cluster() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+async def postgres_template(postgres_server: PostgresServer | None) -> str | None:
+    """A migrated template database that every PostgreSQL test database is cloned from."""
+    if postgres_server is None:
+        return None
+    admin = await asyncpg.connect(postgres_server.url(driver=""))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
+        await admin.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+    finally:
+        await admin.close()
+    manager = DatabaseManager(postgres_server.url(TEMPLATE_DB))
+    await manager.migrate()
+    await manager.disconnect()
+    return TEMPLATE_DB
+
+
+@pytest.fixture(scope="session")
+async def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file that every SQLite test database is copied from."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    manager = DatabaseManager(f"sqlite+aiosqlite:///{path}")
+    await manager.migrate()
+    await manager.disconnect()
+    return path
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend under test; ``postgres_only`` tests drop the SQLite run."""
+    name: str = request.param
+    if name == "sqlite" and request.node.get_closest_marker("postgres_only"):
+        pytest.skip("PostgreSQL-only behaviour")
+    return name
+
+
+@pytest.fixture
+async def database_url(
+    backend: str,
+    tmp_path: Path,
+    sqlite_template: Path,
+    postgres_server: PostgresServer | None,
+    postgres_template: str | None,
+) -> AsyncIterator[str]:
+    """The URL of a fresh, migrated database for this test on the backend under test."""
+    if backend == "sqlite":
+        path = tmp_path / "test.db"
+        shutil.copyfile(sqlite_template, path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    if postgres_server is None or postgres_template is None:
+        pytest.skip(f"PostgreSQL unavailable: {_postgres_unavailable_reason}")
+    name = f"iftb_test_{os.getpid()}_{next(_database_numbers)}"
+    admin = await asyncpg.connect(postgres_server.url(driver=""))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"')
+        yield postgres_server.url(name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[DatabaseManager]:
+    """A connected DatabaseManager on a fresh database of the backend under test."""
+    manager = DatabaseManager(database_url)
+    await manager.connect()
+    try:
+        yield manager
+    finally:
+        await manager.disconnect()
+
+
+@pytest.fixture
+async def session(db: DatabaseManager) -> AsyncIterator[AsyncSession]:
+    """One unit of work on the test database (committed at the end of the test)."""
+    async with db.get_session() as session:
+        yield session

@@ -1,0 +1,1 @@
+"""Test support code that is not fixtures: the throwaway PostgreSQL server."""

@@ -15,6 +15,7 @@ import itertools
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -40,12 +41,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--soak"):
-        return
-    skip_soak = pytest.mark.skip(reason="long soak: run with --soak")
+    """Drop the backend runs a test is not meant for, and the long soak unless asked for."""
+    keep, drop = [], []
     for item in items:
-        if "soak" in item.keywords:
-            item.add_marker(skip_soak)
+        backend = getattr(item, "callspec", None) and item.callspec.params.get("backend")
+        unwanted = (backend == "sqlite" and item.get_closest_marker("postgres_only")) or (
+            backend == "postgresql" and item.get_closest_marker("sqlite_only")
+        )
+        soak_unwanted = item.get_closest_marker("soak") and not config.getoption("--soak")
+        (drop if unwanted or soak_unwanted else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -102,11 +109,37 @@ async def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
-    """The backend under test; ``postgres_only`` tests drop the SQLite run."""
+    """The backend under test (``postgres_only``/``sqlite_only`` tests run on one)."""
     name: str = request.param
-    if name == "sqlite" and request.node.get_closest_marker("postgres_only"):
-        pytest.skip("PostgreSQL-only behaviour")
     return name
+
+
+@asynccontextmanager
+async def scratch_postgres_database(
+    server: PostgresServer, template: str | None = None
+) -> AsyncIterator[str]:
+    """A new PostgreSQL database (a clone of ``template`` when given), dropped afterwards."""
+    name = f"iftb_test_{os.getpid()}_{next(_database_numbers)}"
+    clone = f' TEMPLATE "{template}"' if template else ""
+    admin = await asyncpg.connect(server.url(driver=""))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"{clone}')
+    finally:
+        await admin.close()
+    try:
+        yield name
+    finally:
+        admin = await asyncpg.connect(server.url(driver=""))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+def _require_postgres(server: PostgresServer | None) -> PostgresServer:
+    if server is None:
+        pytest.skip(f"PostgreSQL unavailable: {_postgres_unavailable_reason}")
+    return server
 
 
 @pytest.fixture
@@ -123,16 +156,22 @@ async def database_url(
         shutil.copyfile(sqlite_template, path)
         yield f"sqlite+aiosqlite:///{path}"
         return
-    if postgres_server is None or postgres_template is None:
-        pytest.skip(f"PostgreSQL unavailable: {_postgres_unavailable_reason}")
-    name = f"iftb_test_{os.getpid()}_{next(_database_numbers)}"
-    admin = await asyncpg.connect(postgres_server.url(driver=""))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"')
-        yield postgres_server.url(name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    server = _require_postgres(postgres_server)
+    async with scratch_postgres_database(server, postgres_template) as name:
+        yield server.url(name)
+
+
+@pytest.fixture
+async def empty_database_url(
+    backend: str, tmp_path: Path, postgres_server: PostgresServer | None
+) -> AsyncIterator[str]:
+    """The URL of a fresh database with no schema at all, for migration tests."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+        return
+    server = _require_postgres(postgres_server)
+    async with scratch_postgres_database(server) as name:
+        yield server.url(name)
 
 
 @pytest.fixture

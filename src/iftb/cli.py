@@ -10,8 +10,7 @@ import typer
 from rich.console import Console
 
 from iftb.config import ConfigError, get_settings
-from iftb.data.storage import DatabaseManager, StorageError
-from iftb.data.storage import migrations
+from iftb.data.storage import DatabaseManager, StorageError, migrations
 
 app = typer.Typer(help="Manage the iftb trading database.", no_args_is_help=True)
 console = Console()

@@ -49,7 +49,9 @@ class DatabaseSettings(BaseSettings):
     database: str = "iftb"
     username: str = "iftb"
     password: SecretStr | None = None
-    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = (
+        None
+    )
     pool_size: int = Field(default=5, ge=1)
     max_overflow: int = Field(default=10, ge=0)
     sqlite_path: Path = Field(default_factory=default_sqlite_path)
@@ -139,7 +141,9 @@ def _load(kind: type[BaseSettings]) -> BaseSettings:
         problems = []
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "?"
-            variable = "DATABASE_URL" if field == "DATABASE_URL" else _PREFIXES[kind] + field.upper()
+            variable = (
+                "DATABASE_URL" if field == "DATABASE_URL" else _PREFIXES[kind] + field.upper()
+            )
             problems.append(f"{variable}: {error['msg']}")
         raise ConfigError("; ".join(problems)) from None
 
@@ -149,7 +153,8 @@ def get_settings() -> Settings:
     """The process-wide settings, read once (call ``get_settings.cache_clear()`` to re-read)."""
     database = _load(DatabaseSettings)
     log = _load(LogSettings)
-    assert isinstance(database, DatabaseSettings) and isinstance(log, LogSettings)
+    assert isinstance(database, DatabaseSettings)
+    assert isinstance(log, LogSettings)
     settings = Settings(database=database, log=log)
     settings.database.url_object()  # fail now, naming DATABASE_URL, on an unusable URL
     return settings

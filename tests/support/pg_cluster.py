@@ -64,11 +64,16 @@ class PostgresServer:
         _server_command(
             [
                 str(BIN_DIR / "pg_ctl"),
-                "-D", str(data_dir),
-                "-l", str(data_dir / "server.log"),
-                "-o", f"{SERVER_OPTIONS} -c listen_addresses={self.host} -c port={self.port} "
+                "-D",
+                str(data_dir),
+                "-l",
+                str(data_dir / "server.log"),
+                "-o",
+                f"{SERVER_OPTIONS} -c listen_addresses={self.host} -c port={self.port} "
                 f"-c unix_socket_directories={data_dir}",
-                "-w", "-t", "30",
+                "-w",
+                "-t",
+                "30",
                 "start",
             ]
         )
@@ -103,7 +108,9 @@ def throwaway_cluster() -> Iterator[PostgresServer]:
     """A fresh cluster on a free loopback port, removed (even on error) when the block ends."""
     root = Path(tempfile.mkdtemp(prefix="iftb-pg-"))
     data_dir = root / "data"
-    server = PostgresServer("127.0.0.1", _free_port(), "postgres", secrets.token_urlsafe(18), data_dir)
+    server = PostgresServer(
+        "127.0.0.1", _free_port(), "postgres", secrets.token_urlsafe(18), data_dir
+    )
     try:
         _init_cluster(root, data_dir, server.password)
         server.start()
@@ -148,12 +155,15 @@ def _init_cluster(root: Path, data_dir: Path, password: str) -> None:
     _server_command(
         [
             str(BIN_DIR / "initdb"),
-            "-D", str(data_dir),
-            "-U", "postgres",
+            "-D",
+            str(data_dir),
+            "-U",
+            "postgres",
             f"--pwfile={password_file}",
             "--auth-host=scram-sha-256",
             "--auth-local=trust",
-            "-E", "UTF8",
+            "-E",
+            "UTF8",
             "--locale=C",
             "--no-sync",
         ]

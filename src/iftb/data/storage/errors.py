@@ -73,10 +73,15 @@ def translate(exc: Exception) -> StorageError:
         return ValidationError(f"constraint violated: {detail}")
     if isinstance(exc, sa_exc.DataError):
         return ValidationError(f"value rejected by the database: {_driver_message(exc)}")
-    if isinstance(exc, sa_exc.StatementError) and isinstance(exc.orig, ValidationError):
-        return exc.orig
+    if isinstance(exc, sa_exc.StatementError) and not isinstance(exc, sa_exc.DBAPIError):
+        # Raised by a bind processor before anything reached the database.
+        if isinstance(exc.orig, ValidationError):
+            return exc.orig
+        if isinstance(exc.orig, ValueError | TypeError):
+            return ValidationError(f"value rejected before sending: {exc.orig}")
     if isinstance(exc, sa_exc.DBAPIError) and (
-        exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+        exc.connection_invalidated
+        or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
     ):
         return DatabaseConnectionError(f"database unavailable: {_driver_message(exc)}")
     if isinstance(exc, OSError | ConnectionError | TimeoutError):

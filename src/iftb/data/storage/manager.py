@@ -16,8 +16,13 @@ from typing import Any, Self
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.util import await_only
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from iftb.config import to_async_url
 from iftb.data.storage import migrations
@@ -311,7 +316,9 @@ def _is_database_error(exc: BaseException) -> bool:
 
 
 def _is_connection_problem(exc: BaseException) -> bool:
-    return isinstance(translate(exc) if isinstance(exc, Exception) else exc, DatabaseConnectionError)
+    return isinstance(
+        translate(exc) if isinstance(exc, Exception) else exc, DatabaseConnectionError
+    )
 
 
 async def _rollback_quietly(session: AsyncSession) -> None:

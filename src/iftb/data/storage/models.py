@@ -80,7 +80,9 @@ class _Row:
 class OHLCVModel(_Row, Base):
     __tablename__ = "ohlcv"
     __table_args__ = (
-        UniqueConstraint("symbol", "exchange", "timeframe", "timestamp", name="ohlcv_unique_candle"),
+        UniqueConstraint(
+            "symbol", "exchange", "timeframe", "timestamp", name="ohlcv_unique_candle"
+        ),
         Index("ix_ohlcv_timestamp", "timestamp"),
     )
 
@@ -103,8 +105,12 @@ class TradeModel(_Row, Base):
         CheckConstraint(one_of("side", Side), name="side"),
         CheckConstraint(one_of("action", TradeAction), name="action"),
         Index("ix_trades_symbol_entry_time", "symbol", "entry_time"),
-        Index("ix_trades_exit_time", "exit_time", postgresql_where=text("exit_time IS NOT NULL"),
-              sqlite_where=text("exit_time IS NOT NULL")),
+        Index(
+            "ix_trades_exit_time",
+            "exit_time",
+            postgresql_where=text("exit_time IS NOT NULL"),
+            sqlite_where=text("exit_time IS NOT NULL"),
+        ),
         Index("ix_trades_action", "action"),
         gin_index("ix_trades_decision_reasons", "decision_reasons"),
     )
@@ -144,8 +150,15 @@ class PositionModel(_Row, Base):
         CheckConstraint(one_of("status", PositionStatus), name="status"),
         # One open position per (symbol, exchange, side): a partial unique index, so two racing
         # writers cannot both open one. Also serves the open-positions lookups.
-        Index("uq_positions_open_symbol_exchange_side", "symbol", "exchange", "side", unique=True,
-              postgresql_where=text("status = 'open'"), sqlite_where=text("status = 'open'")),
+        Index(
+            "uq_positions_open_symbol_exchange_side",
+            "symbol",
+            "exchange",
+            "side",
+            unique=True,
+            postgresql_where=text("status = 'open'"),
+            sqlite_where=text("status = 'open'"),
+        ),
     )
 
     symbol: Mapped[str] = mapped_column(String(20))

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from functools import cache
 from typing import Any, ClassVar, Self
 
 from iftb.data.storage.enums import LLMCallStatus, PositionStatus, Severity, Side, TradeAction
@@ -74,9 +73,14 @@ class _Validated:
         return record
 
 
-@cache
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 def _rules_for(model: Any, **choices: Any) -> dict[str, Rule]:
@@ -129,7 +133,8 @@ class OHLCVBar(_Validated):
             raise ValidationError("trades_count: must be ≥ 0", field="trades_count")
         if self.low > min(self.open, self.close):
             raise ValidationError(
-                f"low: {self.low} must be ≤ open ({self.open}) and close ({self.close})", field="low"
+                f"low: {self.low} must be ≤ open ({self.open}) and close ({self.close})",
+                field="low",
             )
         if self.high < max(self.open, self.close):
             raise ValidationError(
@@ -196,9 +201,7 @@ class Trade(_Validated):
 class Position(_Validated):
     """A position on one side of a symbol. ``id`` is the database id, set once stored."""
 
-    _rules: ClassVar[dict[str, Rule]] = _rules_for(
-        PositionModel, side=Side, status=PositionStatus
-    )
+    _rules: ClassVar[dict[str, Rule]] = _rules_for(PositionModel, side=Side, status=PositionStatus)
     _required: ClassVar[frozenset[str]] = required_columns(PositionModel)
 
     symbol: str

@@ -34,15 +34,15 @@ SQLITE_NOW = "(strftime('%Y-%m-%d %H:%M:%f000', 'now'))"
 _CONTEXT = Context(prec=80)
 
 
-class _DecimalFunction(FunctionElement[Decimal]):
+class _DecimalFunction(FunctionElement[Any]):
     """A function over exact decimals: native SQL on PostgreSQL, ``iftb_<name>`` on SQLite."""
 
-    type = ExactNumeric()
+    type: Any = ExactNumeric()
     inherit_cache = True
     native: str = ""  # the PostgreSQL rendering, a format string over the compiled arguments
 
 
-class dec_sum(_DecimalFunction):  # noqa: N801 - reads like the SQL it stands for
+class dec_sum(_DecimalFunction):
     """``SUM`` (also usable as a window function with ``.over()``)."""
 
     name = "dec_sum"
@@ -50,19 +50,19 @@ class dec_sum(_DecimalFunction):  # noqa: N801 - reads like the SQL it stands fo
     inherit_cache = True
 
 
-class dec_min(_DecimalFunction):  # noqa: N801
+class dec_min(_DecimalFunction):
     name = "dec_min"
     native = "min({0})"
     inherit_cache = True
 
 
-class dec_max(_DecimalFunction):  # noqa: N801
+class dec_max(_DecimalFunction):
     name = "dec_max"
     native = "max({0})"
     inherit_cache = True
 
 
-class dec_avg(_DecimalFunction):  # noqa: N801
+class dec_avg(_DecimalFunction):
     """``AVG``, exact to 28 significant digits."""
 
     name = "dec_avg"
@@ -70,25 +70,25 @@ class dec_avg(_DecimalFunction):  # noqa: N801
     inherit_cache = True
 
 
-class dec_add(_DecimalFunction):  # noqa: N801
+class dec_add(_DecimalFunction):
     name = "dec_add"
     native = "({0} + {1})"
     inherit_cache = True
 
 
-class dec_sub(_DecimalFunction):  # noqa: N801
+class dec_sub(_DecimalFunction):
     name = "dec_sub"
     native = "({0} - {1})"
     inherit_cache = True
 
 
-class dec_mul(_DecimalFunction):  # noqa: N801
+class dec_mul(_DecimalFunction):
     name = "dec_mul"
     native = "({0} * {1})"
     inherit_cache = True
 
 
-class dec_div(_DecimalFunction):  # noqa: N801
+class dec_div(_DecimalFunction):
     """Division; NULL when the divisor is zero (as a ratio with no base is undefined)."""
 
     name = "dec_div"
@@ -96,7 +96,7 @@ class dec_div(_DecimalFunction):  # noqa: N801
     inherit_cache = True
 
 
-class dec_round(_DecimalFunction):  # noqa: N801
+class dec_round(_DecimalFunction):
     """Round half away from zero to a number of places, as PostgreSQL's ``round(numeric, int)``."""
 
     name = "dec_round"
@@ -104,7 +104,7 @@ class dec_round(_DecimalFunction):  # noqa: N801
     inherit_cache = True
 
 
-class dec_sign(_DecimalFunction):  # noqa: N801
+class dec_sign(_DecimalFunction):
     """-1, 0 or 1: the exact sign, for filters such as "winning trades"."""
 
     type = Integer()
@@ -125,7 +125,7 @@ def _compile_sqlite(element: _DecimalFunction, compiler: SQLCompiler, **kw: Any)
     return f"iftb_{element.name}({args})"
 
 
-class utcnow(FunctionElement[datetime]):  # noqa: N801
+class utcnow(FunctionElement[datetime]):
     """The current time for server defaults and triggers: ``now()`` on PostgreSQL, and on
     SQLite the same fixed-width UTC text ``UTCDateTime`` stores (``CURRENT_TIMESTAMP`` would
     drop the fraction of a second)."""
@@ -245,8 +245,8 @@ def register_sqlite_functions(connection: sqlite3.Connection) -> None:
     """Install the ``iftb_dec_*`` functions on a raw sqlite3 connection."""
     connection.create_window_function("iftb_dec_sum", 1, _Sum)
     connection.create_window_function("iftb_dec_avg", 1, _Avg)
-    connection.create_aggregate("iftb_dec_min", 1, _Min)
-    connection.create_aggregate("iftb_dec_max", 1, _Extreme)
+    connection.create_aggregate("iftb_dec_min", 1, _Min)  # type: ignore[arg-type]
+    connection.create_aggregate("iftb_dec_max", 1, _Extreme)  # type: ignore[arg-type]
     deterministic = {"deterministic": True}
     connection.create_function("iftb_dec_add", 2, _binary(Decimal.__add__), **deterministic)
     connection.create_function("iftb_dec_sub", 2, _binary(Decimal.__sub__), **deterministic)

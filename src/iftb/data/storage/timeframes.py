@@ -57,7 +57,7 @@ class Timeframe:
         return moment.replace(year=month_index // 12, month=month_index % 12 + 1)
 
     def index(self, moment: datetime) -> int:
-        """The candle number of ``moment`` counted from the anchor (so differences count candles)."""
+        """The candle number of ``moment`` from the anchor (differences count candles)."""
         moment = moment.astimezone(UTC)
         if self.step is None:
             return (moment.year - 1970) * 12 + moment.month - 1

@@ -71,12 +71,19 @@ def decimal_rule(field: str, precision: int, scale: int) -> Rule:
 def aware_utc(field: str, value: Any) -> datetime:
     """An aware datetime, returned in UTC; a naive one is refused rather than guessed."""
     if not isinstance(value, datetime):
-        raise ValidationError(f"{field}: expected a datetime, got {type(value).__name__}", field=field)
+        raise ValidationError(
+            f"{field}: expected a datetime, got {type(value).__name__}", field=field
+        )
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValidationError(
-            f"{field}: naive datetime {value.isoformat()} (timezone-aware UTC required)", field=field
+            f"{field}: naive datetime {value.isoformat()} (timezone-aware UTC required)",
+            field=field,
         )
     return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
+def utc_rule(field: str) -> Rule:
+    return lambda value: aware_utc(field, value)
 
 
 def text_rule(field: str, max_length: int | None) -> Rule:
@@ -84,7 +91,9 @@ def text_rule(field: str, max_length: int | None) -> Rule:
 
     def check(value: Any) -> str:
         if not isinstance(value, str):
-            raise ValidationError(f"{field}: expected a string, got {type(value).__name__}", field=field)
+            raise ValidationError(
+                f"{field}: expected a string, got {type(value).__name__}", field=field
+            )
         if max_length is not None and len(value) > max_length:
             raise ValidationError(
                 f"{field}: {len(value)} characters exceed the limit of {max_length}", field=field
@@ -99,7 +108,9 @@ def text_rule(field: str, max_length: int | None) -> Rule:
 def integer_rule(field: str, low: int, high: int) -> Rule:
     def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValidationError(f"{field}: expected an int, got {type(value).__name__}", field=field)
+            raise ValidationError(
+                f"{field}: expected an int, got {type(value).__name__}", field=field
+            )
         if not low <= value <= high:
             raise ValidationError(f"{field}: {value} is outside [{low}, {high}]", field=field)
         return value
@@ -110,7 +121,9 @@ def integer_rule(field: str, low: int, high: int) -> Rule:
 def date_rule(field: str) -> Rule:
     def check(value: Any) -> date:
         if isinstance(value, datetime) or not isinstance(value, date):
-            raise ValidationError(f"{field}: expected a date, got {type(value).__name__}", field=field)
+            raise ValidationError(
+                f"{field}: expected a date, got {type(value).__name__}", field=field
+            )
         return value
 
     return check
@@ -154,10 +167,9 @@ def column_rules(
         if choices and name in choices:
             rules[name] = choice_rule(name, choices[name])
         elif isinstance(kind, ExactNumeric):
-            assert kind.precision is not None and kind.scale is not None
-            rules[name] = decimal_rule(name, kind.precision, kind.scale)
+            rules[name] = decimal_rule(name, kind.precision or 0, kind.scale or 0)
         elif isinstance(kind, UTCDateTime):
-            rules[name] = lambda value, name=name: aware_utc(name, value)
+            rules[name] = utc_rule(name)
         elif isinstance(kind, String):
             rules[name] = text_rule(name, kind.length)
         elif isinstance(kind, Date):
@@ -186,4 +198,3 @@ def positive(field: str, value: Decimal | None, *, allow_zero: bool = False) -> 
     if value < 0 or (value == 0 and not allow_zero):
         rule = "must be ≥ 0" if allow_zero else "must be > 0"
         raise ValidationError(f"{field}: {rule} (got {value})", field=field)
-

@@ -6,6 +6,7 @@ connection), which is how ``DatabaseManager.migrate()`` and the CLI share one co
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -25,6 +26,19 @@ def alembic_config(connection: Connection | None = None, url: str | None = None)
         config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.attributes["connection"] = connection
     return config
+
+
+def object_filter(dialect: str) -> Callable[[object, str | None, str, bool, object], bool]:
+    """What autogenerate compares on ``dialect``: not the views (the migrations own them), and
+    not objects the models create on other dialects only (the GIN indexes)."""
+
+    def include(obj: object, name: str | None, kind: str, reflected: bool, other: object) -> bool:
+        if kind == "table" and name is not None and name.startswith("v_"):
+            return False
+        only_on = getattr(getattr(obj, "_ddl_if", None), "dialect", None)
+        return only_on is None or only_on == dialect
+
+    return include
 
 
 def upgrade(connection: Connection, revision: str = "head") -> None:

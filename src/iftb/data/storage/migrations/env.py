@@ -9,6 +9,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from iftb.data.storage.migrations import object_filter
 from iftb.data.storage.models import Base
 
 config = context.config
@@ -24,18 +25,13 @@ def _url() -> str:
     return get_settings().database.get_async_url()
 
 
-def include_object(obj: object, name: str | None, kind: str, reflected: bool, compare_to: object) -> bool:
-    """Views are managed by the migrations themselves, not compared against the models."""
-    return not (kind == "table" and name is not None and name.startswith("v_"))
-
-
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         compare_type=True,
         render_as_batch=connection.dialect.name == "sqlite",
-        include_object=include_object,
+        include_object=object_filter(connection.dialect.name),
         transaction_per_migration=True,
     )
 

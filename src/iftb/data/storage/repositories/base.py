@@ -37,7 +37,9 @@ class Repository:
             return await self._session.execute(statement, parameters)
 
 
-def record_values(record: Any, model: type[DeclarativeBase], *, skip_none: bool = False) -> dict[str, Any]:
+def record_values(
+    record: Any, model: type[DeclarativeBase], *, skip_none: bool = False
+) -> dict[str, Any]:
     """The record's fields that are columns of ``model`` (``id``/``created_at`` when set).
 
     ``skip_none`` leaves unset fields out, so the server default applies.
@@ -45,4 +47,3 @@ def record_values(record: Any, model: type[DeclarativeBase], *, skip_none: bool 
     columns = model.__table__.columns.keys()
     values = {f.name: getattr(record, f.name) for f in fields(record) if f.name in columns}
     return {k: v for k, v in values.items() if not (skip_none and v is None)}
-

@@ -25,5 +25,7 @@ class SystemEventRepository(Repository):
     ) -> int:
         raise NotImplementedError
 
-    async def get_recent_events(self, severity: str | None = None, limit: int = 100) -> list[SystemEvent]:
+    async def get_recent_events(
+        self, severity: str | None = None, limit: int = 100
+    ) -> list[SystemEvent]:
         raise NotImplementedError

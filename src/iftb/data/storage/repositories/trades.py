@@ -23,7 +23,9 @@ class TradeRepository(Repository):
     async def get_recent(self, limit: int = 100) -> list[Trade]:
         raise NotImplementedError
 
-    async def get_by_symbol(self, symbol: str, limit: int = 100, exchange: str = "binance") -> list[Trade]:
+    async def get_by_symbol(
+        self, symbol: str, limit: int = 100, exchange: str = "binance"
+    ) -> list[Trade]:
         raise NotImplementedError
 
     async def get_statistics(self, days: int = 30, exchange: str = "binance") -> TradeStatistics:

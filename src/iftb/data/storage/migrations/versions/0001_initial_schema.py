@@ -25,7 +25,11 @@ Percent = ExactNumeric(10, 4)
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 # (table, column) pairs whose timestamp moves on every UPDATE.
-TOUCHED = (("trades", "updated_at"), ("positions", "last_updated"), ("daily_performance", "updated_at"))
+TOUCHED = (
+    ("trades", "updated_at"),
+    ("positions", "last_updated"),
+    ("daily_performance", "updated_at"),
+)
 
 
 def _id() -> sa.Column:  # type: ignore[type-arg]
@@ -41,7 +45,7 @@ def _now_column(name: str, nullable: bool = True) -> sa.Column:  # type: ignore[
 
 
 def _is_postgresql() -> bool:
-    return op.get_bind().dialect.name == "postgresql"
+    return op.get_context().dialect.name == "postgresql"
 
 
 def upgrade() -> None:
@@ -60,7 +64,9 @@ def upgrade() -> None:
         sa.Column("quote_volume", Money),
         sa.Column("trades_count", sa.Integer()),
         _created_at(),
-        sa.UniqueConstraint("symbol", "exchange", "timeframe", "timestamp", name="ohlcv_unique_candle"),
+        sa.UniqueConstraint(
+            "symbol", "exchange", "timeframe", "timestamp", name="ohlcv_unique_candle"
+        ),
     )
     op.create_index("ix_ohlcv_timestamp", "ohlcv", ["timestamp"])
 
@@ -193,7 +199,9 @@ def upgrade() -> None:
             name=op.f("ck_system_events_severity"),
         ),
     )
-    op.create_index("ix_system_events_type_created_at", "system_events", ["event_type", "created_at"])
+    op.create_index(
+        "ix_system_events_type_created_at", "system_events", ["event_type", "created_at"]
+    )
     op.create_index("ix_system_events_created_at", "system_events", ["created_at"])
     op.create_index(
         "ix_system_events_severity_created_at", "system_events", ["severity", "created_at"]
@@ -246,8 +254,8 @@ def _create_postgresql_extras() -> None:
         op.create_index(f"ix_{table}_{column}", table, [column], postgresql_using="gin")
     for table, column in TOUCHED:
         op.execute(
-            f"CREATE FUNCTION {table}_touch() RETURNS trigger LANGUAGE plpgsql AS $$ "
-            f"BEGIN NEW.{column} := now(); RETURN NEW; END $$"
+            f"CREATE FUNCTION {table}_touch() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+            f"BEGIN\n    NEW.{column} := now();\n    RETURN NEW;\nEND $$"
         )
         op.execute(
             f"CREATE TRIGGER {table}_touch BEFORE UPDATE ON {table} "
@@ -295,7 +303,9 @@ def downgrade() -> None:
     op.execute("DROP VIEW IF EXISTS v_recent_trades")
     op.execute("DROP VIEW IF EXISTS v_active_positions")
     for table, _column in TOUCHED:
-        op.execute(f"DROP TRIGGER IF EXISTS {table}_touch" + (f" ON {table}" if _is_postgresql() else ""))
+        op.execute(
+            f"DROP TRIGGER IF EXISTS {table}_touch" + (f" ON {table}" if _is_postgresql() else "")
+        )
         if _is_postgresql():
             op.execute(f"DROP FUNCTION IF EXISTS {table}_touch()")
     for table in (

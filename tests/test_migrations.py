@@ -1,0 +1,127 @@
+"""Alembic migrations: reversible, equal to the models, and equal to the reference SQL file."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import insert, inspect, select, text, update
+from sqlalchemy.engine import Connection
+
+from iftb.data.storage import Base, DatabaseManager, TradeModel
+from iftb.data.storage.migrations import head_revision, object_filter
+from tests.conftest import scratch_postgres_database
+from tests.support.pg_cluster import PostgresServer, pg_dump_schema, run_psql
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE_SQL = ROOT / "migrations" / "001_initial_schema.sql"
+TABLES = {"ohlcv", "trades", "positions", "llm_analysis_log", "system_events", "daily_performance"}
+VIEWS = {"v_active_positions", "v_recent_trades"}
+
+
+def schema_objects(connection: Connection) -> tuple[set[str], set[str]]:
+    inspector = inspect(connection)
+    return set(inspector.get_table_names()) - {"alembic_version"}, set(inspector.get_view_names())
+
+
+def model_differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(
+        connection,
+        opts={"compare_type": True, "include_object": object_filter(connection.dialect.name)},
+    )
+    return list(compare_metadata(context, Base.metadata))
+
+
+async def test_upgrade_downgrade_upgrade_round_trips(empty_database_url: str) -> None:
+    manager = DatabaseManager(empty_database_url, auto_migrate=False)
+    try:
+        await manager.migrate()
+        async with manager._ensure_engine().connect() as connection:
+            assert await connection.run_sync(schema_objects) == (TABLES, VIEWS)
+        await manager.downgrade("base")
+        assert await manager.current_revision() is None
+        async with manager._ensure_engine().connect() as connection:
+            assert await connection.run_sync(schema_objects) == (set(), set())
+        await manager.migrate()
+        assert await manager.current_revision() == head_revision()
+    finally:
+        await manager.disconnect()
+
+
+async def test_autogenerate_finds_no_difference_from_the_models(db: DatabaseManager) -> None:
+    async with db.engine.connect() as connection:
+        assert await connection.run_sync(model_differences) == []
+
+
+async def test_update_timestamps_move_on_every_update(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        await session.execute(
+            insert(TradeModel).values(
+                trade_id="t",
+                symbol="BTCUSDT",
+                exchange="binance",
+                side="long",
+                action="open",
+                entry_price=1,
+                quantity=1,
+            )
+        )
+        await session.execute(
+            update(TradeModel).values(updated_at=datetime(2001, 1, 1, tzinfo=UTC))
+        )
+    async with db.get_session() as session:
+        before = await session.scalar(select(TradeModel.updated_at))
+        await session.execute(update(TradeModel).values(action="close"))
+    async with db.get_session() as session:
+        after = await session.scalar(select(TradeModel.updated_at))
+    assert before is not None and after is not None
+    assert after > before
+    assert after.year > 2001
+
+
+async def test_the_views_answer(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        for view in sorted(VIEWS):
+            await session.execute(text(f"SELECT * FROM {view}"))
+
+
+@pytest.mark.postgres_only
+async def test_reference_sql_builds_the_same_schema_as_the_migrations(
+    backend: str, postgres_server: PostgresServer, postgres_template: str
+) -> None:
+    async with scratch_postgres_database(postgres_server) as from_sql:
+        run_psql(postgres_server, from_sql, REFERENCE_SQL)
+        expected = _normalised(pg_dump_schema(postgres_server, postgres_template))
+        actual = _normalised(pg_dump_schema(postgres_server, from_sql))
+    assert actual == expected
+
+
+def test_no_privileges_are_granted_to_public() -> None:
+    tracked = subprocess.run(
+        ["git", "ls-files", "*.sql", "*.py"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    pattern = re.compile(r"GRANT\s[^;]*\bTO\s+PUBLIC", re.IGNORECASE)
+    offenders = [name for name in tracked if pattern.search((ROOT / name).read_text())]
+    assert offenders == []
+
+
+def _normalised(dump: str) -> str:
+    """The dump without the Alembic bookkeeping table and pg_dump's comment lines."""
+    dump = re.sub(r"CREATE TABLE public\.alembic_version .*?;\n", "", dump, flags=re.S)
+    dump = re.sub(r"ALTER TABLE ONLY public\.alembic_version\s.*?;\n", "", dump, flags=re.S)
+    lines = [
+        line
+        for line in dump.splitlines()
+        if line and not line.startswith(("--", "\\restrict", "\\unrestrict"))
+    ]
+    return "\n".join(
+        line
+        for line in lines
+        if not line.startswith("SET ") and "pg_catalog.set_config" not in line
+    )

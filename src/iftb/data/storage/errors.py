@@ -64,6 +64,8 @@ def translate(exc: Exception) -> StorageError:
     """Map a driver or SQLAlchemy exception to the storage hierarchy (never leaks credentials)."""
     if isinstance(exc, StorageError):
         return exc
+    if not isinstance(exc, sa_exc.SQLAlchemyError) and _sqlstate(exc):
+        return _translate_raw_driver_error(exc)
     if isinstance(exc, sa_exc.IntegrityError):
         detail = _driver_message(exc)
         if _is_unique_violation(exc):
@@ -98,6 +100,29 @@ def translated_errors() -> Iterator[None]:
         raise
     except (sa_exc.SQLAlchemyError, OSError) as exc:
         raise translate(exc) from exc
+    except Exception as exc:
+        if _sqlstate(exc):  # raised by the driver itself, e.g. asyncpg's COPY
+            raise translate(exc) from exc
+        raise
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    state = getattr(exc, "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
+def _translate_raw_driver_error(exc: Exception) -> StorageError:
+    """Errors straight from asyncpg (bulk COPY bypasses SQLAlchemy), by SQLSTATE class."""
+    state = _sqlstate(exc) or ""
+    detail = _driver_message(exc)
+    if state == "23505":
+        table = getattr(exc, "table_name", None)
+        return (ConflictError if table in _CONFLICT_TABLES else DuplicateError)(detail)
+    if state.startswith(("22", "23")):
+        return ValidationError(f"value rejected by the database: {detail}")
+    if state.startswith(("08", "57P")):
+        return DatabaseConnectionError(f"database unavailable: {detail}")
+    return StorageError(f"{type(exc).__name__}: {detail}")
 
 
 def _driver_message(exc: Exception) -> str:

@@ -64,7 +64,7 @@ class _Validated:
         return _field_names(cls)
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Self:
+    def from_row(cls, row: Mapping[Any, Any]) -> Self:
         """Build from a stored row without re-validating: the database holds only valid rows,
         and reads are the hot path."""
         record = object.__new__(cls)
@@ -97,6 +97,23 @@ class Gap:
     start: datetime
     end: datetime
     missing: int
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesCoverage:
+    """What is stored of one candle series: first and last candle, how many, how many missing."""
+
+    symbol: str
+    exchange: str
+    timeframe: str
+    first: datetime
+    last: datetime
+    count: int
+    expected: int
+
+    @property
+    def missing(self) -> int:
+        return self.expected - self.count
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +158,19 @@ class OHLCVBar(_Validated):
                 f"high: {self.high} must be ≥ open ({self.open}) and close ({self.close})",
                 field="high",
             )
+
+
+@dataclass(frozen=True, slots=True)
+class ResampledBar:
+    """A candle built from smaller ones, with how many of its source candles were stored."""
+
+    bar: OHLCVBar
+    source_count: int
+    expected_count: int
+
+    @property
+    def complete(self) -> bool:
+        return self.source_count == self.expected_count
 
 
 @dataclass(slots=True)

@@ -1,5 +1,5 @@
 """SQL constructs that behave the same on both backends: exact decimal arithmetic and
-aggregates, and the current UTC time.
+aggregates, candle numbering of timestamps, and the current UTC time.
 
 PostgreSQL computes on NUMERIC natively. SQLite stores our decimals as text (see ``types``) and
 would turn ``SUM`` or ``*`` on them into binary floats, so on SQLite each construct here compiles
@@ -143,6 +143,50 @@ def _compile_utcnow(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(utcnow, "sqlite")
 def _compile_utcnow_sqlite(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
     return SQLITE_NOW
+
+
+class epoch_seconds(FunctionElement[int]):
+    """Whole seconds since the Unix epoch of a ``UTCDateTime`` column, as an integer."""
+
+    type = Integer()
+    name = "epoch_seconds"
+    inherit_cache = True
+
+
+@compiles(epoch_seconds)
+def _compile_epoch(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) AS BIGINT)"
+
+
+@compiles(epoch_seconds, "sqlite")
+def _compile_epoch_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
+
+
+class month_index(FunctionElement[int]):
+    """Calendar months since January 1970 of a ``UTCDateTime`` column (``1M`` candle number)."""
+
+    type = Integer()
+    name = "month_index"
+    inherit_cache = True
+
+
+@compiles(month_index)
+def _compile_month(element: month_index, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.clauses, **kw)
+    return (
+        f"CAST((EXTRACT(YEAR FROM {column}) - 1970) * 12 + EXTRACT(MONTH FROM {column}) - 1 "
+        "AS INTEGER)"
+    )
+
+
+@compiles(month_index, "sqlite")
+def _compile_month_sqlite(element: month_index, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.clauses, **kw)
+    return (
+        f"((CAST(strftime('%Y', {column}) AS INTEGER) - 1970) * 12 "
+        f"+ CAST(strftime('%m', {column}) AS INTEGER) - 1)"
+    )
 
 
 # --- the SQLite side -------------------------------------------------------------------------

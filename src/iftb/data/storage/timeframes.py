@@ -45,6 +45,11 @@ class Timeframe:
             return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         return moment - (moment - self.anchor) % self.step
 
+    def ceil(self, moment: datetime) -> datetime:
+        """The open time of the first candle that opens at or after ``moment``."""
+        floored = self.floor(moment)
+        return floored if floored == moment else self.shift(floored, 1)
+
     def is_aligned(self, moment: datetime) -> bool:
         """Whether ``moment`` is a candle open time of this timeframe."""
         return self.floor(moment) == moment

@@ -22,8 +22,6 @@ from sqlalchemy import JSON, DateTime, Dialect, Numeric, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-SQLITE_DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
-
 
 class ExactNumeric(TypeDecorator[Decimal]):
     """An exact ``NUMERIC(precision, scale)`` on every backend, read back as ``Decimal``."""
@@ -92,7 +90,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def datetime_to_sqlite_text(value: datetime) -> str:
     """The stored SQLite form of an aware datetime (for bulk paths that bypass the ORM)."""
-    return value.astimezone(UTC).strftime(SQLITE_DATETIME_FORMAT)
+    return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
 
 
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")

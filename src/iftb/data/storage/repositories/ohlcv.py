@@ -1,32 +1,134 @@
-"""OHLCVRepository: candle ingest, reads and gap detection (issue #3)."""
+"""OHLCVRepository: candle ingest, reads, gaps, coverage, resampling and retention.
+
+Writes validate the whole batch before anything is sent and run inside a savepoint, so a
+rejected batch leaves the caller's unit of work as it was. Reads are Core selects straight into
+``OHLCVBar`` records (no ORM identity map, no re-validation). Gaps, coverage and resampling are
+computed in SQL; only their few result rows reach Python.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any
 
-from iftb.data.storage.records import Gap, OHLCVBar
+from sqlalchemy import Select, and_, delete, func, select
+from sqlalchemy.sql import ColumnElement
+
+from iftb.data.storage.errors import DuplicateError, ValidationError, translated_errors
+from iftb.data.storage.models import OHLCVModel
+from iftb.data.storage.records import Gap, OHLCVBar, ResampledBar, SeriesCoverage
 from iftb.data.storage.repositories.base import Repository
+from iftb.data.storage.repositories.candle_sql import gap_rows, resample_rows
+from iftb.data.storage.repositories.candle_writes import COLUMNS, candle_writer
+from iftb.data.storage.timeframes import Timeframe, parse_timeframe
+from iftb.data.storage.validation import aware_utc
+
+Key = tuple[str, str, str, datetime]
+
+_SELECTED = [OHLCVModel.__table__.c[name] for name in COLUMNS]
 
 
 class OHLCVRepository(Repository):
-    """Candles per (symbol, exchange, timeframe, timestamp)."""
+    """Candles, unique per (symbol, exchange, timeframe, timestamp)."""
 
     async def insert_many(self, bars: Sequence[OHLCVBar]) -> int:
-        raise NotImplementedError
+        """Insert new candles; any candle already stored is a DuplicateError and nothing is written.
+
+        Returns:
+            The number of candles inserted.
+        """
+        batch = _checked_batch(bars)
+        first_seen: dict[Key, int] = {}
+        for index, bar in enumerate(batch):
+            earlier = first_seen.setdefault(_key(bar), index)
+            if earlier != index:
+                raise DuplicateError(
+                    f"rows {earlier} and {index} are the same candle: {_describe(bar)}"
+                )
+        try:
+            await self._write(batch, upsert=False)
+        except DuplicateError:
+            raise DuplicateError(await self._describe_first_stored(batch)) from None
+        return len(batch)
 
     async def upsert_many(self, bars: Sequence[OHLCVBar]) -> int:
-        raise NotImplementedError
+        """Insert candles, or update the stored ones with the same key (the last one in the batch
+        wins). Rows are written in key order, so concurrent upserters cannot deadlock.
+
+        Returns:
+            The number of distinct candles written (inserted or updated).
+        """
+        latest: dict[Key, OHLCVBar] = {}
+        for bar in _checked_batch(bars):
+            latest[_key(bar)] = bar
+        batch = [latest[key] for key in sorted(latest)]
+        await self._write(batch, upsert=True)
+        return len(batch)
 
     async def get_range(
         self, symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str = "binance"
     ) -> list[OHLCVBar]:
-        raise NotImplementedError
+        """Candles opening in ``[start, end]`` (both inclusive), oldest first."""
+        statement = self._range(symbol, timeframe, start, end, exchange)
+        rows = await self._execute(statement.order_by(OHLCVModel.timestamp))
+        return [OHLCVBar.from_row(row) for row in rows.mappings()]
+
+    async def stream_range(
+        self,
+        symbol: str,
+        timeframe: str,
+        start: datetime,
+        end: datetime,
+        exchange: str = "binance",
+        *,
+        chunk_size: int = 10_000,
+    ) -> AsyncIterator[OHLCVBar]:
+        """Like ``get_range`` but in constant memory: a server-side cursor read in chunks."""
+        statement = self._range(symbol, timeframe, start, end, exchange).order_by(
+            OHLCVModel.timestamp
+        )
+        with translated_errors():
+            result = await self._session.stream(statement.execution_options(yield_per=chunk_size))
+            async for partition in result.mappings().partitions():
+                for row in partition:
+                    yield OHLCVBar.from_row(row)
 
     async def get_latest(
         self, symbol: str, timeframe: str, limit: int = 100, exchange: str = "binance"
     ) -> list[OHLCVBar]:
-        raise NotImplementedError
+        """The ``limit`` most recent candles, newest first."""
+        if limit < 1:
+            raise ValidationError(f"limit: must be ≥ 1 (got {limit})", field="limit")
+        statement = (
+            select(*_SELECTED)
+            .where(_series(symbol, timeframe, exchange))
+            .order_by(OHLCVModel.timestamp.desc())
+            .limit(limit)
+        )
+        rows = await self._execute(statement)
+        return [OHLCVBar.from_row(row) for row in rows.mappings()]
+
+    async def get_last_timestamp(
+        self, symbol: str, timeframe: str, exchange: str = "binance"
+    ) -> datetime | None:
+        """Open time of the newest stored candle (where an incremental fetch resumes)."""
+        statement = select(func.max(OHLCVModel.timestamp)).where(
+            _series(symbol, timeframe, exchange)
+        )
+        last: datetime | None = (await self._execute(statement)).scalar()
+        return last
+
+    async def delete_range(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str = "binance"
+    ) -> int:
+        """Delete candles opening in ``[start, end]``; returns how many went (retention)."""
+        statement = delete(OHLCVModel).where(
+            _series(symbol, timeframe, exchange),
+            OHLCVModel.timestamp.between(aware_utc("start", start), aware_utc("end", end)),
+        )
+        result = await self._execute(statement)
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def get_gaps(
         self,
@@ -36,4 +138,192 @@ class OHLCVRepository(Repository):
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> list[Gap]:
-        raise NotImplementedError
+        """Runs of missing candles between the first and last stored candle, or within
+        ``[start, end]`` when given — then missing candles at the window's edges count too."""
+        tf = parse_timeframe(timeframe)
+        lower = tf.ceil(aware_utc("start", start)) if start is not None else None
+        upper = tf.floor(aware_utc("end", end)) if end is not None else None
+        window = _window(lower, upper)
+        rows = await self._execute(gap_rows(tf, _series(symbol, timeframe, exchange), window))
+        stored = rows.all()
+        if not stored:
+            if lower is None or upper is None or lower > upper:
+                return []
+            return [_gap(tf, lower, upper)]
+        gaps = []
+        first_stored = stored[0].first_ts
+        if lower is not None and first_stored > lower:
+            gaps.append(_gap(tf, lower, tf.shift(first_stored, -1)))
+        for row in stored:
+            if row.next_ts is not None:
+                gaps.append(_gap(tf, tf.shift(row.ts, 1), tf.shift(row.next_ts, -1)))
+            elif upper is not None and row.ts < upper:
+                gaps.append(_gap(tf, tf.shift(row.ts, 1), upper))
+        return gaps
+
+    async def get_coverage(
+        self,
+        symbol: str | None = None,
+        timeframe: str | None = None,
+        exchange: str | None = None,
+    ) -> list[SeriesCoverage]:
+        """Per stored series: first and last candle, count, expected count (and so missing)."""
+        series = (OHLCVModel.symbol, OHLCVModel.exchange, OHLCVModel.timeframe)
+        statement = (
+            select(
+                *series,
+                func.min(OHLCVModel.timestamp).label("first"),
+                func.max(OHLCVModel.timestamp).label("last"),
+                func.count().label("stored"),
+            )
+            .group_by(*series)
+            .order_by(*series)
+        )
+        for column, value in zip(series, (symbol, exchange, timeframe), strict=True):
+            if value is not None:
+                statement = statement.where(column == value)
+        rows = await self._execute(statement)
+        return [
+            SeriesCoverage(
+                symbol=row.symbol,
+                exchange=row.exchange,
+                timeframe=row.timeframe,
+                first=row.first,
+                last=row.last,
+                count=row.stored,
+                expected=parse_timeframe(row.timeframe).count_between(row.first, row.last),
+            )
+            for row in rows
+        ]
+
+    async def resample(
+        self,
+        symbol: str,
+        source_timeframe: str,
+        target_timeframe: str,
+        start: datetime,
+        end: datetime,
+        exchange: str = "binance",
+        *,
+        include_partial: bool = False,
+    ) -> list[ResampledBar]:
+        """Larger candles built in SQL from the stored smaller ones opening in ``[start, end]``.
+
+        Open is the first source candle's open, close the last one's close, high the max, low
+        the min, volumes and trade counts summed. A target candle with source candles missing is
+        partial: excluded unless ``include_partial``, and then flagged (``complete`` is False).
+        """
+        source, target = parse_timeframe(source_timeframe), parse_timeframe(target_timeframe)
+        _check_resample(source, target)
+        window = self._range(symbol, source_timeframe, start, end, exchange).whereclause
+        assert window is not None
+        rows = await self._execute(resample_rows(source, target, window))
+        resampled = []
+        for row in rows.mappings():
+            opened = target.shift(target.anchor, row["bucket"])
+            expected = source.count_between(opened, source.shift(target.shift(opened, 1), -1))
+            if row["source_count"] < expected and not include_partial:
+                continue
+            bar = OHLCVBar.from_row(
+                {
+                    **row,
+                    "timeframe": target.code,
+                    "timestamp": opened,
+                    "symbol": symbol,
+                    "exchange": exchange,
+                }
+            )
+            resampled.append(ResampledBar(bar, row["source_count"], expected))
+        return resampled
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _range(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str
+    ) -> Select[Any]:
+        return select(*_SELECTED).where(
+            _series(symbol, timeframe, exchange),
+            OHLCVModel.timestamp.between(aware_utc("start", start), aware_utc("end", end)),
+        )
+
+    async def _write(self, batch: list[OHLCVBar], *, upsert: bool) -> None:
+        if not batch:
+            return
+        writer = candle_writer(self.dialect)
+        with translated_errors():
+            async with self._session.begin_nested():
+                connection = await self._session.connection()
+                if upsert:
+                    await writer.upsert(connection, batch)
+                else:
+                    await writer.insert(connection, batch)
+
+    async def _describe_first_stored(self, batch: list[OHLCVBar]) -> str:
+        """Name the first candle of a rejected insert that is already stored."""
+        for index, bar in enumerate(batch):
+            statement = select(OHLCVModel.id).where(
+                _series(bar.symbol, bar.timeframe, bar.exchange),
+                OHLCVModel.timestamp == bar.timestamp,
+            )
+            if (await self._execute(statement)).first() is not None:
+                return f"row {index}: candle already stored: {_describe(bar)}; nothing written"
+        return "a candle of the batch is already stored; nothing written"
+
+
+def _checked_batch(bars: Sequence[OHLCVBar]) -> list[OHLCVBar]:
+    """The batch as a list, every item an OHLCVBar (validated when it was built)."""
+    batch = list(bars)
+    for index, bar in enumerate(batch):
+        if type(bar) is not OHLCVBar:
+            raise ValidationError(
+                f"expected an OHLCVBar, got {type(bar).__name__}", field="bar", index=index
+            )
+    return batch
+
+
+def _key(bar: OHLCVBar) -> Key:
+    return (bar.symbol, bar.exchange, bar.timeframe, bar.timestamp)
+
+
+def _describe(bar: OHLCVBar) -> str:
+    return f"{bar.symbol} {bar.exchange} {bar.timeframe} {bar.timestamp.isoformat()}"
+
+
+def _series(symbol: str, timeframe: str, exchange: str) -> ColumnElement[bool]:
+    return and_(
+        OHLCVModel.symbol == symbol,
+        OHLCVModel.exchange == exchange,
+        OHLCVModel.timeframe == parse_timeframe(timeframe).code,
+    )
+
+
+def _window(lower: datetime | None, upper: datetime | None) -> ColumnElement[bool] | None:
+    conditions = []
+    if lower is not None:
+        conditions.append(OHLCVModel.timestamp >= lower)
+    if upper is not None:
+        conditions.append(OHLCVModel.timestamp <= upper)
+    return and_(*conditions) if conditions else None
+
+
+def _gap(tf: Timeframe, first: datetime, last: datetime) -> Gap:
+    return Gap(start=first, end=last, missing=tf.count_between(first, last))
+
+
+def _check_resample(source: Timeframe, target: Timeframe) -> None:
+    """Every target candle must be a whole number of source candles, on shared boundaries."""
+    if source.step is None or source == target:
+        raise ValidationError(
+            f"source_timeframe: cannot resample {source} into {target}", field="source_timeframe"
+        )
+    if target.step is None:  # months open at midnight: any source dividing a day fits
+        fits = timedelta(days=1) % source.step == timedelta(0)
+    else:
+        fits = target.step % source.step == timedelta(0) and (
+            (target.anchor - source.anchor) % source.step == timedelta(0)
+        )
+    if not fits:
+        raise ValidationError(
+            f"target_timeframe: {target} candles are not whole groups of {source} candles",
+            field="target_timeframe",
+        )

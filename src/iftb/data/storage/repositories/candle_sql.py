@@ -1,0 +1,97 @@
+"""The set-based candle queries: gap detection and resampling, in one statement each.
+
+Both number candles from their timeframe's anchor in SQL (``candle_number``), so a gap is two
+consecutive stored candles whose numbers differ by more than one, and a resampled candle is a
+group of source candles sharing a target number. Calendar months are numbered by month, never
+by a fixed duration.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, case, func, or_, select
+
+from iftb.data.storage.models import OHLCVModel
+from iftb.data.storage.sql_functions import (
+    dec_max,
+    dec_min,
+    dec_sum,
+    epoch_seconds,
+    month_index,
+)
+from iftb.data.storage.timeframes import Timeframe
+from iftb.data.storage.types import UTCDateTime
+
+
+def candle_number(timeframe: Timeframe, column: Any) -> ColumnElement[int]:
+    """The candle number of a timestamp column, counted from the timeframe's anchor."""
+    if timeframe.seconds is None:
+        return month_index(column)
+    anchor = int(timeframe.anchor.timestamp())
+    return (epoch_seconds(column) - anchor) // timeframe.seconds
+
+
+def gap_rows(
+    timeframe: Timeframe, series: ColumnElement[bool], window: ColumnElement[bool] | None
+) -> Select[Any]:
+    """Stored candles followed by a hole (``ts``, ``next_ts``), plus the last stored candle
+    (``next_ts`` NULL); every row carries the first stored candle (``first_ts``)."""
+    timestamp = OHLCVModel.timestamp
+    stored = select(
+        timestamp.label("ts"),
+        func.lead(timestamp, type_=UTCDateTime()).over(order_by=timestamp).label("next_ts"),
+        func.first_value(timestamp, type_=UTCDateTime()).over(order_by=timestamp).label("first_ts"),
+    ).where(series)
+    if window is not None:
+        stored = stored.where(window)
+    steps = stored.subquery("steps")
+    jump = candle_number(timeframe, steps.c.next_ts) - candle_number(timeframe, steps.c.ts)
+    return (
+        select(steps.c.ts, steps.c.next_ts, steps.c.first_ts)
+        .where(or_(steps.c.next_ts.is_(None), jump > 1))
+        .order_by(steps.c.ts)
+    )
+
+
+def resample_rows(source: Timeframe, target: Timeframe, window: ColumnElement[bool]) -> Select[Any]:
+    """One row per target candle: ``bucket`` (its number), OHLCV values, ``source_count``."""
+    del source  # the window already selects the source series
+    candle = OHLCVModel.__table__.c
+    bucket = candle_number(target, candle.timestamp)
+    ranked = (
+        select(
+            bucket.label("bucket"),
+            candle.open,
+            candle.high,
+            candle.low,
+            candle.close,
+            candle.volume,
+            candle.quote_volume,
+            candle.trades_count,
+            func.row_number()
+            .over(partition_by=bucket, order_by=candle.timestamp.asc())
+            .label("from_first"),
+            func.row_number()
+            .over(partition_by=bucket, order_by=candle.timestamp.desc())
+            .label("from_last"),
+        )
+        .where(window)
+        .subquery("ranked")
+    )
+    row = ranked.c
+    return (
+        select(
+            row.bucket,
+            dec_max(case((row.from_first == 1, row.open))).label("open"),
+            dec_max(row.high).label("high"),
+            dec_min(row.low).label("low"),
+            dec_max(case((row.from_last == 1, row.close))).label("close"),
+            dec_sum(row.volume).label("volume"),
+            dec_sum(row.quote_volume).label("quote_volume"),
+            func.sum(row.trades_count).label("trades_count"),
+            func.count().label("source_count"),
+        )
+        .group_by(row.bucket)
+        .order_by(row.bucket)
+    )

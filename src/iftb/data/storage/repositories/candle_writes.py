@@ -1,0 +1,121 @@
+"""Bulk candle writes: the one place where the two backends differ in how rows travel.
+
+PostgreSQL gets binary COPY on the session's own asyncpg connection (inside its transaction);
+an upsert copies into a per-connection staging table, then merges with one
+``INSERT ... SELECT ... ON CONFLICT DO UPDATE``. SQLite gets one ``executemany`` per chunk of
+values already in their stored form (``types``), so SQLAlchemy's per-value processing is skipped
+on the hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from iftb.data.storage.records import OHLCVBar
+from iftb.data.storage.types import datetime_to_sqlite_text, decimal_to_text
+
+KEY_COLUMNS = ("symbol", "exchange", "timeframe", "timestamp")
+VALUE_COLUMNS = ("open", "high", "low", "close", "volume", "quote_volume", "trades_count")
+COLUMNS = KEY_COLUMNS + VALUE_COLUMNS
+
+_COLUMN_LIST = ", ".join(f'"{name}"' for name in COLUMNS)
+_KEY_LIST = ", ".join(f'"{name}"' for name in KEY_COLUMNS)
+_UPDATE_SET = ", ".join(f'"{name}" = excluded."{name}"' for name in VALUE_COLUMNS)
+_ON_CONFLICT = f"ON CONFLICT ({_KEY_LIST}) DO UPDATE SET {_UPDATE_SET}"
+
+SQLITE_CHUNK = 10_000
+_MONEY_QUANTUM = Decimal("1e-8")
+
+
+class CandleWriter(Protocol):
+    async def insert(self, connection: AsyncConnection, bars: Sequence[OHLCVBar]) -> None: ...
+
+    async def upsert(self, connection: AsyncConnection, bars: Sequence[OHLCVBar]) -> None: ...
+
+
+def candle_writer(dialect: str) -> CandleWriter:
+    """The bulk strategy for a dialect."""
+    return _SQLiteWriter() if dialect == "sqlite" else _PostgresWriter()
+
+
+class _PostgresWriter:
+    _STAGE = "iftb_ohlcv_stage"
+
+    async def insert(self, connection: AsyncConnection, bars: Sequence[OHLCVBar]) -> None:
+        driver = await _asyncpg(connection)
+        await driver.copy_records_to_table("ohlcv", records=_tuples(bars), columns=COLUMNS)
+
+    async def upsert(self, connection: AsyncConnection, bars: Sequence[OHLCVBar]) -> None:
+        driver = await _asyncpg(connection)
+        # A temporary table lives as long as the connection: created once, emptied per use.
+        await driver.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {self._STAGE} ON COMMIT DELETE ROWS AS "
+            f"SELECT {_COLUMN_LIST} FROM ohlcv WITH NO DATA; TRUNCATE {self._STAGE}"
+        )
+        await driver.copy_records_to_table(self._STAGE, records=_tuples(bars), columns=COLUMNS)
+        await driver.execute(
+            f"INSERT INTO ohlcv ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM {self._STAGE} "
+            f"ORDER BY {_KEY_LIST} {_ON_CONFLICT}"
+        )
+
+
+class _SQLiteWriter:
+    _INSERT = f"INSERT INTO ohlcv ({_COLUMN_LIST}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+    async def insert(self, connection: AsyncConnection, bars: Sequence[OHLCVBar]) -> None:
+        await self._write(connection, self._INSERT, bars)
+
+    async def upsert(self, connection: AsyncConnection, bars: Sequence[OHLCVBar]) -> None:
+        await self._write(connection, f"{self._INSERT} {_ON_CONFLICT}", bars)
+
+    async def _write(self, connection: AsyncConnection, sql: str, bars: Sequence[OHLCVBar]) -> None:
+        for start in range(0, len(bars), SQLITE_CHUNK):
+            rows = [_sqlite_row(bar) for bar in bars[start : start + SQLITE_CHUNK]]
+            await connection.exec_driver_sql(sql, rows)
+
+
+def _tuples(bars: Iterable[OHLCVBar]) -> Iterable[tuple[Any, ...]]:
+    return (
+        (
+            bar.symbol,
+            bar.exchange,
+            bar.timeframe,
+            bar.timestamp,
+            bar.open,
+            bar.high,
+            bar.low,
+            bar.close,
+            bar.volume,
+            bar.quote_volume,
+            bar.trades_count,
+        )
+        for bar in bars
+    )
+
+
+def _sqlite_row(bar: OHLCVBar) -> tuple[Any, ...]:
+    """A candle in SQLite's stored form (the same the column types produce)."""
+    quote_volume = bar.quote_volume
+    return (
+        bar.symbol,
+        bar.exchange,
+        bar.timeframe,
+        datetime_to_sqlite_text(bar.timestamp),
+        decimal_to_text(bar.open, _MONEY_QUANTUM),
+        decimal_to_text(bar.high, _MONEY_QUANTUM),
+        decimal_to_text(bar.low, _MONEY_QUANTUM),
+        decimal_to_text(bar.close, _MONEY_QUANTUM),
+        decimal_to_text(bar.volume, _MONEY_QUANTUM),
+        None if quote_volume is None else decimal_to_text(quote_volume, _MONEY_QUANTUM),
+        bar.trades_count,
+    )
+
+
+async def _asyncpg(connection: AsyncConnection) -> Any:
+    """The asyncpg connection under the session's connection (same transaction)."""
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection

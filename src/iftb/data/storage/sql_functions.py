@@ -236,7 +236,8 @@ class _Avg(_Sum):
 
 
 class _Extreme:
-    """Exact MIN or MAX (SQLite's own would compare the texts, not the numbers)."""
+    """Exact MIN or MAX (SQLite's own would compare the texts, not the numbers). As a window
+    function it supports frames that only grow (a running maximum), which never remove rows."""
 
     pick = max
 
@@ -247,6 +248,12 @@ class _Extreme:
         number = _dec(value)
         if number is not None:
             self.best = number if self.best is None else type(self).pick(self.best, number)
+
+    def inverse(self, value: Any) -> None:
+        raise NotImplementedError("exact MIN/MAX windows must start at UNBOUNDED PRECEDING")
+
+    def value(self) -> str | None:
+        return _text(self.best)
 
     def finalize(self) -> str | None:
         return _text(self.best)
@@ -289,8 +296,8 @@ def register_sqlite_functions(connection: sqlite3.Connection) -> None:
     """Install the ``iftb_dec_*`` functions on a raw sqlite3 connection."""
     connection.create_window_function("iftb_dec_sum", 1, _Sum)
     connection.create_window_function("iftb_dec_avg", 1, _Avg)
-    connection.create_aggregate("iftb_dec_min", 1, _Min)  # type: ignore[arg-type]
-    connection.create_aggregate("iftb_dec_max", 1, _Extreme)  # type: ignore[arg-type]
+    connection.create_window_function("iftb_dec_min", 1, _Min)
+    connection.create_window_function("iftb_dec_max", 1, _Extreme)
     deterministic = {"deterministic": True}
     connection.create_function("iftb_dec_add", 2, _binary(Decimal.__add__), **deterministic)
     connection.create_function("iftb_dec_sub", 2, _binary(Decimal.__sub__), **deterministic)

@@ -1,4 +1,5 @@
-"""Mechanics every repository shares: the session, error translation, record ↔ row mapping.
+"""Mechanics every repository shares: the session, error translation, savepoint writes,
+record ↔ row mapping and the native upsert.
 
 Repositories use the session they are given and never commit it: the caller owns the unit of
 work (``DatabaseManager.get_session()``). They return domain records, never ORM rows.
@@ -6,14 +7,22 @@ work (``DatabaseManager.get_session()``). They return domain records, never ORM 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import fields
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Executable, Result
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
-from iftb.data.storage.errors import translated_errors
+from iftb.data.storage.errors import ValidationError, translated_errors
+from iftb.data.storage.sql_functions import utcnow
+
+RecordT = TypeVar("RecordT")
+
+# Set by the database, never by a caller: the key, the insertion time, the update triggers.
+GENERATED_COLUMNS = frozenset({"id", "created_at", "updated_at", "last_updated"})
 
 
 class Repository:
@@ -28,7 +37,7 @@ class Repository:
 
     @property
     def dialect(self) -> str:
-        """``"sqlite"`` or ``"postgresql"``: for the few bulk paths that differ by backend."""
+        """``"sqlite"`` or ``"postgresql"``: for the few paths that differ by backend."""
         return self._session.get_bind().dialect.name
 
     async def _execute(self, statement: Executable, parameters: Any = None) -> Result[Any]:
@@ -36,14 +45,62 @@ class Repository:
         with translated_errors():
             return await self._session.execute(statement, parameters)
 
+    async def _write(self, statement: Executable) -> Result[Any]:
+        """Execute a write inside a savepoint: if the database refuses it, the caller's unit of
+        work is left as it was (and still usable), not aborted."""
+        with translated_errors():
+            async with self._session.begin_nested():
+                return await self._session.execute(statement)
 
-def record_values(
-    record: Any, model: type[DeclarativeBase], *, skip_none: bool = False
-) -> dict[str, Any]:
-    """The record's fields that are columns of ``model`` (``id``/``created_at`` when set).
+    def _insert(self, model: type[DeclarativeBase]) -> postgresql.Insert | sqlite.Insert:
+        """The dialect's INSERT, which has ``on_conflict_do_update`` on both backends."""
+        dialect_insert = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
+        return dialect_insert(model)
 
-    ``skip_none`` leaves unset fields out, so the server default applies.
-    """
+    def _upsert(
+        self, model: type[DeclarativeBase], values: Mapping[str, Any], key: Iterable[str]
+    ) -> Executable:
+        """One native ``INSERT ... ON CONFLICT (key) DO UPDATE`` returning the stored row."""
+        key_columns = list(key)
+        statement = self._insert(model).values(dict(values))
+        updates = {name: statement.excluded[name] for name in values if name not in key_columns}
+        upsert: Executable = statement.on_conflict_do_update(
+            index_elements=key_columns, set_=updates
+        ).returning(*model.__table__.columns)
+        return upsert
+
+
+def touched(model: type[DeclarativeBase]) -> dict[str, Any]:
+    """The update-timestamp column of ``model`` set to now, for UPDATE and upsert statements
+    (the triggers keep it current for any other writer)."""
+    names = model.__table__.columns.keys()
+    return {name: utcnow() for name in ("updated_at", "last_updated") if name in names}
+
+
+def record_values(record: Any, model: type[DeclarativeBase]) -> dict[str, Any]:
+    """The record's writable column values; None is left out so server defaults apply."""
     columns = model.__table__.columns.keys()
-    values = {f.name: getattr(record, f.name) for f in fields(record) if f.name in columns}
-    return {k: v for k, v in values.items() if not (skip_none and v is None)}
+    return {
+        f.name: value
+        for f in fields(record)
+        if f.name in columns
+        and f.name not in GENERATED_COLUMNS
+        and (value := getattr(record, f.name)) is not None
+    }
+
+
+def one_or_none(record_type: type[RecordT], result: Result[Any]) -> RecordT | None:
+    """The single row of ``result`` as a record, or None."""
+    row = result.mappings().first()
+    return None if row is None else record_type.from_row(row)  # type: ignore[attr-defined]
+
+
+def all_records(record_type: type[RecordT], result: Result[Any]) -> list[RecordT]:
+    return [record_type.from_row(row) for row in result.mappings()]  # type: ignore[attr-defined]
+
+
+def checked_limit(limit: int) -> int:
+    """A row limit, which must be positive."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValidationError(f"limit: must be a whole number ≥ 1 (got {limit!r})", field="limit")
+    return limit

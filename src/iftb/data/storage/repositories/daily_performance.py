@@ -1,9 +1,166 @@
-"""DailyPerformanceRepository: daily rollups and the equity curve (issue #4)."""
+"""DailyPerformanceRepository: one row per (date, exchange), the rollup job, the equity curve.
+
+``rollup`` derives a day's row from the trades closed that day with the same SQL as
+``TradeRepository.get_statistics`` and stores it with one native upsert, so running it twice
+changes nothing and running it after a late trade corrects the day.
+"""
 
 from __future__ import annotations
 
-from iftb.data.storage.repositories.base import Repository
+import math
+import statistics
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from sqlalchemy import select
+
+from iftb.data.storage.errors import ValidationError
+from iftb.data.storage.models import DailyPerformanceModel, TradeModel
+from iftb.data.storage.records import DailyPerformance
+from iftb.data.storage.repositories.base import (
+    Repository,
+    all_records,
+    one_or_none,
+    record_values,
+    touched,
+)
+from iftb.data.storage.repositories.trade_statistics import notional_totals, statistics_and_peak
+from iftb.data.storage.validation import date_rule
+
+SHARPE_WINDOW_DAYS = 30
+TRADING_DAYS_PER_YEAR = 365  # crypto trades every day of the year
+_KEY = ("date", "exchange")
+_COLUMNS = DailyPerformanceModel.__table__.columns
+_RATIO = Decimal("1e-4")
 
 
 class DailyPerformanceRepository(Repository):
-    """One row per (date, exchange)."""
+    """Daily trading results per exchange."""
+
+    async def upsert(self, record: DailyPerformance) -> DailyPerformance:
+        """Store the day's row, replacing the one already stored for (date, exchange)."""
+        record.validate()
+        values = record_values(record, DailyPerformanceModel) | touched(DailyPerformanceModel)
+        statement = self._upsert(DailyPerformanceModel, values, _KEY)
+        stored = one_or_none(DailyPerformance, await self._write(statement))
+        assert stored is not None
+        return stored
+
+    async def get(self, day: date, exchange: str = "binance") -> DailyPerformance | None:
+        statement = select(*_COLUMNS).where(
+            DailyPerformanceModel.date == date_rule("date")(day),
+            DailyPerformanceModel.exchange == exchange,
+        )
+        return one_or_none(DailyPerformance, await self._execute(statement))
+
+    async def get_range(
+        self, start: date, end: date, exchange: str = "binance"
+    ) -> list[DailyPerformance]:
+        """The days in ``[start, end]``, oldest first."""
+        statement = (
+            select(*_COLUMNS)
+            .where(
+                DailyPerformanceModel.date.between(
+                    date_rule("start")(start), date_rule("end")(end)
+                ),
+                DailyPerformanceModel.exchange == exchange,
+            )
+            .order_by(DailyPerformanceModel.date)
+        )
+        return all_records(DailyPerformance, await self._execute(statement))
+
+    async def get_equity_curve(
+        self, start: date, end: date, exchange: str = "binance"
+    ) -> list[tuple[date, Decimal]]:
+        """Each day's ending balance in ``[start, end]`` (days without a balance are left out)."""
+        return [
+            (day.date, day.ending_balance)
+            for day in await self.get_range(start, end, exchange)
+            if day.ending_balance is not None
+        ]
+
+    async def rollup(
+        self, day: date, exchange: str = "binance", starting_balance: Decimal | None = None
+    ) -> DailyPerformance:
+        """Compute and store ``day``'s row from the trades closed that day (UTC).
+
+        Args:
+            starting_balance: The balance at 00:00 UTC; defaults to the previous day's ending
+                balance. Needed for the percentages and the balances.
+        """
+        day = date_rule("date")(day)
+        if starting_balance is None:
+            previous = await self.get(day - timedelta(days=1), exchange)
+            starting_balance = previous.ending_balance if previous else None
+        if starting_balance is None:
+            raise ValidationError(
+                f"starting_balance: needed for {day} (no ending balance stored for the day before)",
+                field="starting_balance",
+            )
+        opens = datetime.combine(day, time(), tzinfo=UTC)
+        scope = (
+            (TradeModel.exchange == exchange)
+            & (TradeModel.exit_time >= opens)
+            & (TradeModel.exit_time < opens + timedelta(days=1))
+        )
+        stats, peak = await statistics_and_peak(self._session, scope, starting_balance)
+        sizes = await notional_totals(self._session, scope)
+        ending = starting_balance + stats.net_pnl
+        row = DailyPerformance(
+            date=day,
+            exchange=exchange,
+            total_trades=stats.total_trades,
+            winning_trades=stats.winning_trades,
+            losing_trades=stats.losing_trades,
+            win_rate=stats.win_rate.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP),
+            gross_profit=stats.gross_profit,
+            gross_loss=stats.gross_loss,
+            net_pnl=stats.net_pnl,
+            net_pnl_pct=_percent_of(stats.net_pnl, starting_balance),
+            total_fees=stats.total_fees,
+            avg_position_size=sizes.average_notional,
+            max_position_size=sizes.largest_notional,
+            total_volume=sizes.traded_volume,
+            max_drawdown=stats.max_drawdown_pct,
+            max_drawdown_amount=stats.max_drawdown_amount,
+            profit_factor=stats.profit_factor,
+            starting_balance=starting_balance,
+            ending_balance=ending,
+            peak_balance=peak,
+            avg_trade_duration_minutes=int(stats.avg_holding_time.total_seconds() // 60),
+            longest_winning_streak=stats.longest_winning_streak,
+            longest_losing_streak=stats.longest_losing_streak,
+        )
+        row.sharpe_ratio = await self._sharpe(day, exchange, _return(row))
+        return await self.upsert(row)
+
+    async def _sharpe(self, day: date, exchange: str, today: Decimal | None) -> Decimal | None:
+        """Annualised Sharpe ratio of the daily returns over the trailing window, risk-free 0:
+        mean / sample standard deviation × √365. None with fewer than two days or no spread."""
+        earlier = await self.get_range(
+            day - timedelta(days=SHARPE_WINDOW_DAYS - 1), day - timedelta(days=1), exchange
+        )
+        returns = [r for r in (_return(d) for d in earlier) if r is not None]
+        if today is not None:
+            returns.append(today)
+        if len(returns) < 2:
+            return None
+        spread = statistics.stdev(float(r) for r in returns)
+        if spread == 0:
+            return None
+        ratio = (
+            statistics.fmean(float(r) for r in returns) / spread * math.sqrt(TRADING_DAYS_PER_YEAR)
+        )
+        return Decimal(str(round(ratio, 4)))
+
+
+def _return(day: DailyPerformance) -> Decimal | None:
+    if not day.starting_balance:
+        return None
+    return day.net_pnl / day.starting_balance
+
+
+def _percent_of(amount: Decimal, base: Decimal) -> Decimal | None:
+    if not base:
+        return None
+    return (amount / base * 100).quantize(_RATIO, rounding=ROUND_HALF_UP)

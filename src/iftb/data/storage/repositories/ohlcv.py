@@ -18,7 +18,7 @@ from sqlalchemy.sql import ColumnElement
 from iftb.data.storage.errors import DuplicateError, ValidationError, translated_errors
 from iftb.data.storage.models import OHLCVModel
 from iftb.data.storage.records import Gap, OHLCVBar, ResampledBar, SeriesCoverage
-from iftb.data.storage.repositories.base import Repository
+from iftb.data.storage.repositories.base import Repository, checked_limit
 from iftb.data.storage.repositories.candle_sql import gap_rows, resample_rows
 from iftb.data.storage.repositories.candle_writes import COLUMNS, candle_writer
 from iftb.data.storage.timeframes import Timeframe, parse_timeframe
@@ -47,7 +47,7 @@ class OHLCVRepository(Repository):
                     f"rows {earlier} and {index} are the same candle: {_describe(bar)}"
                 )
         try:
-            await self._write(batch, upsert=False)
+            await self._bulk_write(batch, upsert=False)
         except DuplicateError:
             raise DuplicateError(await self._describe_first_stored(batch)) from None
         return len(batch)
@@ -63,7 +63,7 @@ class OHLCVRepository(Repository):
         for bar in _checked_batch(bars):
             latest[_key(bar)] = bar
         batch = [latest[key] for key in sorted(latest)]
-        await self._write(batch, upsert=True)
+        await self._bulk_write(batch, upsert=True)
         return len(batch)
 
     async def get_range(
@@ -98,13 +98,11 @@ class OHLCVRepository(Repository):
         self, symbol: str, timeframe: str, limit: int = 100, exchange: str = "binance"
     ) -> list[OHLCVBar]:
         """The ``limit`` most recent candles, newest first."""
-        if limit < 1:
-            raise ValidationError(f"limit: must be ≥ 1 (got {limit})", field="limit")
         statement = (
             select(*_SELECTED)
             .where(_series(symbol, timeframe, exchange))
             .order_by(OHLCVModel.timestamp.desc())
-            .limit(limit)
+            .limit(checked_limit(limit))
         )
         rows = await self._execute(statement)
         return [OHLCVBar.from_row(row) for row in rows.mappings()]
@@ -246,7 +244,7 @@ class OHLCVRepository(Repository):
             OHLCVModel.timestamp.between(aware_utc("start", start), aware_utc("end", end)),
         )
 
-    async def _write(self, batch: list[OHLCVBar], *, upsert: bool) -> None:
+    async def _bulk_write(self, batch: list[OHLCVBar], *, upsert: bool) -> None:
         if not batch:
             return
         writer = candle_writer(self.dialect)

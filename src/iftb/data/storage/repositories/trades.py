@@ -1,32 +1,158 @@
-"""TradeRepository: the trade journal and its statistics (issue #4)."""
+"""TradeRepository: the trade journal, from entry to exit, and its statistics.
+
+PnL convention (docs/trading_journal.md): long ``(exit − entry) × quantity − fees``, short
+``(entry − exit) × quantity − fees``, where fees are the trade's total fees (entry and exit).
+``realized_pnl_pct`` is relative to the margin, ``entry × quantity / leverage``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
+from sqlalchemy import insert, select, update
+
+from iftb.data.storage.enums import Side, TradeAction
+from iftb.data.storage.errors import ConflictError, NotFoundError, ValidationError
+from iftb.data.storage.models import TradeModel
 from iftb.data.storage.records import Trade, TradeStatistics
-from iftb.data.storage.repositories.base import Repository
+from iftb.data.storage.repositories.base import (
+    GENERATED_COLUMNS,
+    Repository,
+    all_records,
+    checked_limit,
+    one_or_none,
+    record_values,
+    touched,
+)
+from iftb.data.storage.repositories.trade_statistics import trade_statistics
+from iftb.data.storage.validation import to_decimal
+
+_UPDATABLE = frozenset(TradeModel.__table__.columns.keys()) - GENERATED_COLUMNS
+_MONEY = Decimal("1e-8")
+_PERCENT = Decimal("1e-4")
 
 
 class TradeRepository(Repository):
-    """Trades from entry to exit."""
+    """Trades, one row each, updated from open to close."""
 
     async def insert(self, trade: Trade) -> int:
-        raise NotImplementedError
+        """Store a new trade; returns its database id. A reused ``trade_id`` is a DuplicateError."""
+        trade.validate()
+        statement = insert(TradeModel).values(record_values(trade, TradeModel))
+        result = await self._write(statement.returning(TradeModel.id))
+        return int(result.scalar_one())
 
     async def update(self, trade_id: int, **fields: Any) -> Trade:
-        raise NotImplementedError
+        """Change columns of the trade with database id ``trade_id``; returns the stored trade.
+
+        Only real, caller-owned columns may change, and the result is validated like an insert.
+        """
+        unknown = sorted(set(fields) - _UPDATABLE)
+        if unknown:
+            raise ValidationError(f"{unknown[0]}: not an updatable trade column", field=unknown[0])
+        current = await self.get_by_id(trade_id)
+        if current is None:
+            raise NotFoundError(f"no trade with id {trade_id}")
+        changed = dataclasses.replace(current, **fields)  # validates on construction
+        values = {name: getattr(changed, name) for name in fields}
+        statement = (
+            update(TradeModel)
+            .where(TradeModel.id == trade_id)
+            .values(values | touched(TradeModel))
+            .returning(*TradeModel.__table__.columns)
+        )
+        stored = one_or_none(Trade, await self._write(statement))
+        assert stored is not None
+        return stored
 
     async def get_by_id(self, id: int) -> Trade | None:
-        raise NotImplementedError
+        return one_or_none(Trade, await self._execute(_select().where(TradeModel.id == id)))
+
+    async def get_by_trade_id(self, trade_id: str) -> Trade | None:
+        statement = _select().where(TradeModel.trade_id == trade_id)
+        return one_or_none(Trade, await self._execute(statement))
 
     async def get_recent(self, limit: int = 100) -> list[Trade]:
-        raise NotImplementedError
+        """The most recently entered trades, newest first."""
+        statement = _select().order_by(TradeModel.entry_time.desc(), TradeModel.id.desc())
+        return all_records(Trade, await self._execute(statement.limit(checked_limit(limit))))
 
     async def get_by_symbol(
         self, symbol: str, limit: int = 100, exchange: str = "binance"
     ) -> list[Trade]:
-        raise NotImplementedError
+        """A symbol's trades on one exchange, newest first."""
+        statement = (
+            _select()
+            .where(TradeModel.symbol == symbol, TradeModel.exchange == exchange)
+            .order_by(TradeModel.entry_time.desc(), TradeModel.id.desc())
+            .limit(checked_limit(limit))
+        )
+        return all_records(Trade, await self._execute(statement))
 
-    async def get_statistics(self, days: int = 30, exchange: str = "binance") -> TradeStatistics:
-        raise NotImplementedError
+    async def close_trade(
+        self,
+        trade_id: str,
+        exit_price: Decimal,
+        exit_time: datetime,
+        fee: Decimal = Decimal(0),
+        action: str = TradeAction.CLOSE,
+    ) -> Trade:
+        """Close an open trade: set the exit, add ``fee`` to its fees, and compute its PnL."""
+        if action not in (TradeAction.CLOSE, TradeAction.LIQUIDATED):
+            raise ValidationError(
+                f"action: {action!r} does not close a trade (close or liquidated)", field="action"
+            )
+        trade = await self.get_by_trade_id(trade_id)
+        if trade is None:
+            raise NotFoundError(f"no trade with trade_id {trade_id!r}")
+        if trade.action != TradeAction.OPEN:
+            raise ConflictError(f"trade {trade_id!r} is already {trade.action}")
+        exit_price = to_decimal("exit_price", exit_price)
+        total_fee = (trade.fee or Decimal(0)) + to_decimal("fee", fee)
+        pnl, pct = realized_pnl(trade, exit_price, total_fee)
+        assert trade.id is not None
+        return await self.update(
+            trade.id,
+            action=action,
+            exit_price=exit_price,
+            exit_time=exit_time,
+            fee=total_fee,
+            realized_pnl=pnl,
+            realized_pnl_pct=pct,
+        )
+
+    async def get_statistics(
+        self,
+        days: int = 30,
+        exchange: str = "binance",
+        symbol: str | None = None,
+        *,
+        starting_balance: Decimal | None = None,
+    ) -> TradeStatistics:
+        """Statistics of the trades closed (or liquidated) in the last ``days`` days."""
+        if days < 1:
+            raise ValidationError(f"days: must be ≥ 1 (got {days})", field="days")
+        since = datetime.now(UTC) - timedelta(days=days)
+        scope = (TradeModel.exchange == exchange) & (TradeModel.exit_time >= since)
+        if symbol is not None:
+            scope &= TradeModel.symbol == symbol
+        return await trade_statistics(self._session, scope, starting_balance)
+
+
+def realized_pnl(trade: Trade, exit_price: Decimal, fees: Decimal) -> tuple[Decimal, Decimal]:
+    """PnL after fees, and its percentage of the margin (entry × quantity / leverage)."""
+    with localcontext(prec=60):  # wide enough that only the final quantize rounds
+        move = exit_price - trade.entry_price
+        if trade.side == Side.SHORT:
+            move = -move
+        pnl = (move * trade.quantity - fees).quantize(_MONEY, rounding=ROUND_HALF_UP)
+        margin = trade.entry_price * trade.quantity / (trade.leverage or Decimal(1))
+        pct = (pnl / margin * 100).quantize(_PERCENT, rounding=ROUND_HALF_UP)
+    return pnl, pct
+
+
+def _select() -> Any:
+    return select(*TradeModel.__table__.columns)

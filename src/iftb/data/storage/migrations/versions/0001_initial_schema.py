@@ -266,9 +266,11 @@ def _create_postgresql_extras() -> None:
 
 def _create_sqlite_extras() -> None:
     for table, column in TOUCHED:
-        # recursive_triggers is off, so the trigger's own UPDATE does not fire it again.
+        # SQLite cannot change NEW in a BEFORE trigger, so it touches the row after the update,
+        # unless the statement set the column itself (the repositories do, so RETURNING sees it).
         op.execute(
             f"CREATE TRIGGER {table}_touch AFTER UPDATE ON {table} FOR EACH ROW "
+            f"WHEN NEW.{column} IS OLD.{column} "
             f"BEGIN UPDATE {table} SET {column} = {SQLITE_NOW} WHERE id = NEW.id; END"
         )
     _create_views(

@@ -22,7 +22,7 @@ CREATE TABLE ohlcv (
     volume NUMERIC(20, 8) NOT NULL,
     quote_volume NUMERIC(20, 8),
     trades_count INTEGER,
-    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT statement_timestamp() NOT NULL,
     CONSTRAINT pk_ohlcv PRIMARY KEY (id),
     CONSTRAINT ohlcv_unique_candle UNIQUE (symbol, exchange, timeframe, timestamp)
 );
@@ -52,10 +52,10 @@ CREATE TABLE trades (
     position_size_pct NUMERIC(5, 2),
     decision_reasons JSONB,
     llm_analysis JSONB,
-    entry_time TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    entry_time TIMESTAMP WITH TIME ZONE DEFAULT statement_timestamp() NOT NULL,
     exit_time TIMESTAMP WITH TIME ZONE,
-    updated_at TIMESTAMP WITH TIME ZONE DEFAULT now(),
-    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    updated_at TIMESTAMP WITH TIME ZONE DEFAULT statement_timestamp(),
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT statement_timestamp() NOT NULL,
     CONSTRAINT pk_trades PRIMARY KEY (id),
     CONSTRAINT ck_trades_side CHECK (side IN ('long', 'short')),
     CONSTRAINT ck_trades_action CHECK (action IN ('open', 'close', 'liquidated')),
@@ -86,9 +86,9 @@ CREATE TABLE positions (
     trailing_stop NUMERIC(20, 8),
     status VARCHAR(20) DEFAULT 'open' NOT NULL,
     trade_id VARCHAR(100),
-    entry_time TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
-    last_updated TIMESTAMP WITH TIME ZONE DEFAULT now(),
-    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    entry_time TIMESTAMP WITH TIME ZONE DEFAULT statement_timestamp() NOT NULL,
+    last_updated TIMESTAMP WITH TIME ZONE DEFAULT statement_timestamp(),
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT statement_timestamp() NOT NULL,
     CONSTRAINT pk_positions PRIMARY KEY (id),
     CONSTRAINT ck_positions_side CHECK (side IN ('long', 'short')),
     CONSTRAINT ck_positions_status CHECK (status IN ('open', 'closed', 'liquidated'))
@@ -114,7 +114,7 @@ CREATE TABLE llm_analysis_log (
     status VARCHAR(20) DEFAULT 'success' NOT NULL,
     error_message TEXT,
     execution_time_ms INTEGER,
-    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT statement_timestamp() NOT NULL,
     CONSTRAINT pk_llm_analysis_log PRIMARY KEY (id),
     CONSTRAINT ck_llm_analysis_log_status CHECK (status IN ('success', 'error', 'timeout'))
 );
@@ -136,7 +136,7 @@ CREATE TABLE system_events (
     trade_id VARCHAR(100),
     position_id BIGINT,
     stack_trace TEXT,
-    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT statement_timestamp() NOT NULL,
     CONSTRAINT pk_system_events PRIMARY KEY (id),
     CONSTRAINT ck_system_events_severity CHECK (severity IN ('debug', 'info', 'warning', 'error', 'critical'))
 );
@@ -173,8 +173,8 @@ CREATE TABLE daily_performance (
     avg_trade_duration_minutes INTEGER,
     longest_winning_streak INTEGER,
     longest_losing_streak INTEGER,
-    updated_at TIMESTAMP WITH TIME ZONE DEFAULT now(),
-    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    updated_at TIMESTAMP WITH TIME ZONE DEFAULT statement_timestamp(),
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT statement_timestamp() NOT NULL,
     CONSTRAINT pk_daily_performance PRIMARY KEY (id),
     CONSTRAINT uq_daily_performance_date_exchange UNIQUE (date, exchange)
 );
@@ -188,7 +188,7 @@ CREATE INDEX ix_system_events_details ON system_events USING gin (details);
 -- trades: keep the update timestamp current on every UPDATE.
 CREATE FUNCTION trades_touch() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    NEW.updated_at := now();
+    NEW.updated_at := statement_timestamp();
     RETURN NEW;
 END $$;
 
@@ -198,7 +198,7 @@ CREATE TRIGGER trades_touch BEFORE UPDATE ON trades
 -- positions: keep the update timestamp current on every UPDATE.
 CREATE FUNCTION positions_touch() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    NEW.last_updated := now();
+    NEW.last_updated := statement_timestamp();
     RETURN NEW;
 END $$;
 
@@ -208,7 +208,7 @@ CREATE TRIGGER positions_touch BEFORE UPDATE ON positions
 -- daily_performance: keep the update timestamp current on every UPDATE.
 CREATE FUNCTION daily_performance_touch() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    NEW.updated_at := now();
+    NEW.updated_at := statement_timestamp();
     RETURN NEW;
 END $$;
 
@@ -221,7 +221,7 @@ SELECT
     p.current_price, p.unrealized_pnl, p.unrealized_pnl_pct, p.liquidation_price, p.stop_loss, p.take_profit, p.trailing_stop,
     p.trade_id, p.entry_time, p.last_updated,
     t.signal_score, t.technical_score, t.llm_score, t.xgb_confidence,
-    CAST(EXTRACT(EPOCH FROM (now() - p.entry_time)) / 60 AS INTEGER) AS minutes_held
+    CAST(EXTRACT(EPOCH FROM (statement_timestamp() - p.entry_time)) / 60 AS INTEGER) AS minutes_held
 FROM positions p
 LEFT JOIN trades t ON t.trade_id = p.trade_id
 WHERE p.status = 'open';

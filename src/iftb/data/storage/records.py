@@ -323,6 +323,23 @@ class LLMAnalysisLog(_Validated):
         positive("temperature", self.temperature, allow_zero=True)
 
 
+@dataclass(frozen=True, slots=True)
+class LLMUsage:
+    """LLM calls of one group (a model or an analysis type) over a window."""
+
+    group: str | None
+    calls: int
+    successes: int
+    errors: int
+    timeouts: int
+    prompt_tokens: int
+    response_tokens: int
+    total_tokens: int
+    estimated_cost: Decimal
+    avg_latency_ms: Decimal | None
+    p95_latency_ms: int | None
+
+
 @dataclass(slots=True)
 class DailyPerformance(_Validated):
     """One day's trading results on one exchange (the daily rollup)."""

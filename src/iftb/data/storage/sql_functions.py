@@ -126,7 +126,8 @@ def _compile_sqlite(element: _DecimalFunction, compiler: SQLCompiler, **kw: Any)
 
 
 class utcnow(FunctionElement[datetime]):
-    """The current time for server defaults and triggers: ``now()`` on PostgreSQL, and on
+    """The current time for server defaults and triggers: ``statement_timestamp()`` on
+    PostgreSQL (``now()`` would give every row of a long transaction its start time), and on
     SQLite the same fixed-width UTC text ``UTCDateTime`` stores (``CURRENT_TIMESTAMP`` would
     drop the fraction of a second)."""
 
@@ -137,7 +138,7 @@ class utcnow(FunctionElement[datetime]):
 
 @compiles(utcnow)
 def _compile_utcnow(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
-    return "now()"
+    return "statement_timestamp()"
 
 
 @compiles(utcnow, "sqlite")

@@ -93,5 +93,5 @@ def datetime_to_sqlite_text(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
 
 
-JSONDocument = JSON().with_variant(JSONB(), "postgresql")
-"""JSONB (GIN-indexable) on PostgreSQL, JSON text on SQLite."""
+JSONDocument = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+"""JSONB (GIN-indexable) on PostgreSQL, JSON text on SQLite; Python None is SQL NULL."""

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import fields
+from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Executable, Result
+from sqlalchemy import Executable, Result, delete, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
 from iftb.data.storage.errors import ValidationError, translated_errors
 from iftb.data.storage.sql_functions import utcnow
+from iftb.data.storage.validation import aware_utc
 
 RecordT = TypeVar("RecordT")
 
@@ -51,6 +53,20 @@ class Repository:
         with translated_errors():
             async with self._session.begin_nested():
                 return await self._session.execute(statement)
+
+    async def _insert_record(self, record: Any, model: type[DeclarativeBase]) -> int:
+        """Validate a record, insert it, and return its database id."""
+        record.validate()
+        statement = insert(model).values(record_values(record, model))
+        result = await self._write(statement.returning(model.__table__.c.id))
+        return int(result.scalar_one())
+
+    async def _purge(self, model: type[DeclarativeBase], older_than: datetime) -> int:
+        """Delete the rows created before ``older_than`` (retention); returns how many went."""
+        created_at = model.__table__.c.created_at
+        statement = delete(model).where(created_at < aware_utc("older_than", older_than))
+        result = await self._write(statement)
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     def _insert(self, model: type[DeclarativeBase]) -> postgresql.Insert | sqlite.Insert:
         """The dialect's INSERT, which has ``on_conflict_do_update`` on both backends."""

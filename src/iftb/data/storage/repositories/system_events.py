@@ -1,15 +1,24 @@
-"""SystemEventRepository: the operators' event log (issue #5)."""
+"""SystemEventRepository: the operators' log of warnings, errors and restarts."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func, insert, select
+
+from iftb.data.storage.enums import Severity
+from iftb.data.storage.models import SystemEventModel
 from iftb.data.storage.records import SystemEvent
-from iftb.data.storage.repositories.base import Repository
+from iftb.data.storage.repositories.base import Repository, all_records, checked_limit
+from iftb.data.storage.validation import aware_utc, choice_rule
+
+_COLUMNS = SystemEventModel.__table__.columns
+_severity = choice_rule("severity", Severity)
 
 
 class SystemEventRepository(Repository):
-    """Warnings, errors and restarts from every module."""
+    """System events, newest first."""
 
     async def log_event(
         self,
@@ -23,9 +32,71 @@ class SystemEventRepository(Repository):
         position_id: int | None = None,
         stack_trace: str | None = None,
     ) -> int:
-        raise NotImplementedError
+        """Record an event; returns its id. An invalid field is a ValidationError; nothing is
+        written."""
+        event = SystemEvent(
+            event_type=event_type,
+            severity=severity,
+            message=message,
+            details=details,
+            symbol=symbol,
+            exchange=exchange,
+            trade_id=trade_id,
+            position_id=position_id,
+            stack_trace=stack_trace,
+        )
+        return await self._insert_record(event, SystemEventModel)
+
+    async def log_events(self, events: list[SystemEvent]) -> int:
+        """Record a batch of events in one statement (the logging bridge writes this way)."""
+        if not events:
+            return 0
+        for event in events:
+            event.validate()
+        rows = [_event_values(event) for event in events]
+        await self._write(insert(SystemEventModel).values(rows))
+        return len(rows)
 
     async def get_recent_events(
-        self, severity: str | None = None, limit: int = 100
+        self,
+        severity: str | None = None,
+        limit: int = 100,
+        event_type: str | None = None,
+        since: datetime | None = None,
     ) -> list[SystemEvent]:
-        raise NotImplementedError
+        """The latest events, newest first, optionally of one severity, type, or since a time."""
+        statement = select(*_COLUMNS)
+        if severity is not None:
+            statement = statement.where(SystemEventModel.severity == _severity(severity).value)
+        if event_type is not None:
+            statement = statement.where(SystemEventModel.event_type == event_type)
+        if since is not None:
+            statement = statement.where(SystemEventModel.created_at >= aware_utc("since", since))
+        statement = statement.order_by(
+            SystemEventModel.created_at.desc(), SystemEventModel.id.desc()
+        ).limit(checked_limit(limit))
+        return all_records(SystemEvent, await self._execute(statement))
+
+    async def count_by_severity(self, since: datetime | None = None) -> dict[str, int]:
+        """How many events of each severity (all five present, zero when none)."""
+        statement = select(SystemEventModel.severity, func.count().label("events")).group_by(
+            SystemEventModel.severity
+        )
+        if since is not None:
+            statement = statement.where(SystemEventModel.created_at >= aware_utc("since", since))
+        counts = {severity.value: 0 for severity in Severity}
+        for row in await self._execute(statement):
+            counts[row.severity] = row.events
+        return counts
+
+    async def purge(self, older_than: datetime) -> int:
+        """Delete events created before ``older_than``; returns how many went."""
+        return await self._purge(SystemEventModel, older_than)
+
+
+def _event_values(event: SystemEvent) -> dict[str, Any]:
+    return {
+        name: getattr(event, name)
+        for name in _COLUMNS.keys()  # noqa: SIM118 - a column collection, not a dict
+        if name not in ("id", "created_at")
+    }

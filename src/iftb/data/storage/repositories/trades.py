@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from iftb.data.storage.enums import Side, TradeAction
 from iftb.data.storage.errors import ConflictError, NotFoundError, ValidationError
@@ -24,7 +24,6 @@ from iftb.data.storage.repositories.base import (
     all_records,
     checked_limit,
     one_or_none,
-    record_values,
     touched,
 )
 from iftb.data.storage.repositories.trade_statistics import trade_statistics
@@ -40,10 +39,7 @@ class TradeRepository(Repository):
 
     async def insert(self, trade: Trade) -> int:
         """Store a new trade; returns its database id. A reused ``trade_id`` is a DuplicateError."""
-        trade.validate()
-        statement = insert(TradeModel).values(record_values(trade, TradeModel))
-        result = await self._write(statement.returning(TradeModel.id))
-        return int(result.scalar_one())
+        return await self._insert_record(trade, TradeModel)
 
     async def update(self, trade_id: int, **fields: Any) -> Trade:
         """Change columns of the trade with database id ``trade_id``; returns the stored trade.

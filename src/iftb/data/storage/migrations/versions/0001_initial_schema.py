@@ -255,13 +255,15 @@ def _create_postgresql_extras() -> None:
     for table, column in TOUCHED:
         op.execute(
             f"CREATE FUNCTION {table}_touch() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-            f"BEGIN\n    NEW.{column} := now();\n    RETURN NEW;\nEND $$"
+            f"BEGIN\n    NEW.{column} := statement_timestamp();\n    RETURN NEW;\nEND $$"
         )
         op.execute(
             f"CREATE TRIGGER {table}_touch BEFORE UPDATE ON {table} "
             f"FOR EACH ROW EXECUTE FUNCTION {table}_touch()"
         )
-    _create_views(minutes_between="EXTRACT(EPOCH FROM ({end} - {start})) / 60", now="now()")
+    _create_views(
+        minutes_between="EXTRACT(EPOCH FROM ({end} - {start})) / 60", now="statement_timestamp()"
+    )
 
 
 def _create_sqlite_extras() -> None:

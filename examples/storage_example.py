@@ -31,7 +31,9 @@ SYMBOL, TIMEFRAME, EXCHANGE = "BTCUSDT", "1h", "binance"
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def sample_bars(hours: int = 48, missing: frozenset[int] = frozenset({10, 11, 30})) -> list[OHLCVBar]:
+def sample_bars(
+    hours: int = 48, missing: frozenset[int] = frozenset({10, 11, 30})
+) -> list[OHLCVBar]:
     """A deterministic hourly series with three candles missing (so there are gaps to find)."""
     bars = []
     price = Decimal("42000.00")
@@ -71,7 +73,9 @@ async def main() -> None:
         for bar in latest:
             print(f"  {bar.timestamp:%Y-%m-%d %H:%M} close={bar.close}")
         for gap in gaps:
-            print(f"  gap: {gap.missing} missing from {gap.start:%Y-%m-%d %H:%M} to {gap.end:%H:%M}")
+            print(
+                f"  gap: {gap.missing} missing from {gap.start:%Y-%m-%d %H:%M} to {gap.end:%H:%M}"
+            )
 
         entry, exit_ = latest[-1], latest[0]
         trade_id = f"example-{entry.timestamp:%Y%m%d%H}"

@@ -43,9 +43,14 @@ class Repository:
         return self._session.get_bind().dialect.name
 
     async def _execute(self, statement: Executable, parameters: Any = None) -> Result[Any]:
-        """Execute with driver errors translated into the storage hierarchy."""
+        """Execute with driver errors translated into the storage hierarchy.
+
+        Runs on the session's connection (Core): repositories select columns, never entities,
+        so the ORM's result machinery would only add cost.
+        """
         with translated_errors():
-            return await self._session.execute(statement, parameters)
+            connection = await self._session.connection()
+            return await connection.execute(statement, parameters)
 
     async def _write(self, statement: Executable) -> Result[Any]:
         """Execute a write inside a savepoint: if the database refuses it, the caller's unit of

@@ -19,14 +19,12 @@ from iftb.data.storage.errors import DuplicateError, ValidationError, translated
 from iftb.data.storage.models import OHLCVModel
 from iftb.data.storage.records import Gap, OHLCVBar, ResampledBar, SeriesCoverage
 from iftb.data.storage.repositories.base import Repository, checked_limit
+from iftb.data.storage.repositories.candle_io import bar_reader, candle_writer, raw_columns
 from iftb.data.storage.repositories.candle_sql import gap_rows, resample_rows
-from iftb.data.storage.repositories.candle_writes import COLUMNS, candle_writer
 from iftb.data.storage.timeframes import Timeframe, parse_timeframe
 from iftb.data.storage.validation import aware_utc
 
 Key = tuple[str, str, str, datetime]
-
-_SELECTED = [OHLCVModel.__table__.c[name] for name in COLUMNS]
 
 
 class OHLCVRepository(Repository):
@@ -72,7 +70,8 @@ class OHLCVRepository(Repository):
         """Candles opening in ``[start, end]`` (both inclusive), oldest first."""
         statement = self._range(symbol, timeframe, start, end, exchange)
         rows = await self._execute(statement.order_by(OHLCVModel.timestamp))
-        return [OHLCVBar.from_row(row) for row in rows.mappings()]
+        read = bar_reader(self.dialect)
+        return [read(row) for row in rows]
 
     async def stream_range(
         self,
@@ -90,22 +89,24 @@ class OHLCVRepository(Repository):
         )
         with translated_errors():
             result = await self._session.stream(statement.execution_options(yield_per=chunk_size))
-            async for partition in result.mappings().partitions():
+            read = bar_reader(self.dialect)
+            async for partition in result.partitions():
                 for row in partition:
-                    yield OHLCVBar.from_row(row)
+                    yield read(row)
 
     async def get_latest(
         self, symbol: str, timeframe: str, limit: int = 100, exchange: str = "binance"
     ) -> list[OHLCVBar]:
         """The ``limit`` most recent candles, newest first."""
         statement = (
-            select(*_SELECTED)
+            select(*raw_columns())
             .where(_series(symbol, timeframe, exchange))
             .order_by(OHLCVModel.timestamp.desc())
             .limit(checked_limit(limit))
         )
         rows = await self._execute(statement)
-        return [OHLCVBar.from_row(row) for row in rows.mappings()]
+        read = bar_reader(self.dialect)
+        return [read(row) for row in rows]
 
     async def get_last_timestamp(
         self, symbol: str, timeframe: str, exchange: str = "binance"
@@ -239,7 +240,7 @@ class OHLCVRepository(Repository):
     def _range(
         self, symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str
     ) -> Select[Any]:
-        return select(*_SELECTED).where(
+        return select(*raw_columns()).where(
             _series(symbol, timeframe, exchange),
             OHLCVModel.timestamp.between(aware_utc("start", start), aware_utc("end", end)),
         )

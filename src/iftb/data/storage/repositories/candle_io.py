@@ -1,20 +1,26 @@
-"""Bulk candle writes: the one place where the two backends differ in how rows travel.
+"""Candle rows on the hot paths: the one place where the two backends differ in how rows travel.
 
-PostgreSQL gets binary COPY on the session's own asyncpg connection (inside its transaction);
-an upsert copies into a per-connection staging table, then merges with one
+Writes: PostgreSQL gets binary COPY on the session's own asyncpg connection (inside its
+transaction); an upsert copies into a per-connection staging table, then merges with one
 ``INSERT ... SELECT ... ON CONFLICT DO UPDATE``. SQLite gets one ``executemany`` per chunk of
-values already in their stored form (``types``), so SQLAlchemy's per-value processing is skipped
-on the hot path.
+values already in their stored form (``types``).
+
+Reads: the selected columns skip SQLAlchemy's per-value type processing (``raw_columns``) and
+``bar_from_raw`` builds the record directly — Decimals and aware UTC datetimes from asyncpg's
+native values, or from SQLite's stored text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from sqlalchemy import ColumnElement, String, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from iftb.data.storage.models import OHLCVModel
 from iftb.data.storage.records import OHLCVBar
 from iftb.data.storage.types import datetime_to_sqlite_text, decimal_to_text
 
@@ -119,3 +125,55 @@ async def _asyncpg(connection: AsyncConnection) -> Any:
     """The asyncpg connection under the session's connection (same transaction)."""
     raw = await connection.get_raw_connection()
     return raw.driver_connection
+
+
+# --- reads --------------------------------------------------------------------------------
+
+RawRow = Sequence[Any]
+
+
+def raw_columns() -> list[ColumnElement[Any]]:
+    """The candle columns as the driver returns them, without per-value type processing."""
+    table = OHLCVModel.__table__.c
+    return [type_coerce(table[name], String).label(name) for name in COLUMNS]
+
+
+def bar_reader(dialect: str) -> Callable[[RawRow], OHLCVBar]:
+    """Builds trusted records from raw rows of ``raw_columns()`` on ``dialect``."""
+    return _bar_from_sqlite if dialect == "sqlite" else _bar_from_asyncpg
+
+
+def _bar_from_asyncpg(row: RawRow) -> OHLCVBar:
+    # asyncpg already gives Decimals and UTC-aware datetimes for NUMERIC and TIMESTAMPTZ.
+    return _trusted_bar(row)
+
+
+def _bar_from_sqlite(row: RawRow) -> OHLCVBar:
+    symbol, exchange, timeframe, timestamp, open_, high, low, close, volume, quote, trades = row
+    return _trusted_bar(
+        (
+            symbol,
+            exchange,
+            timeframe,
+            datetime.fromisoformat(timestamp).replace(tzinfo=UTC),
+            Decimal(open_),
+            Decimal(high),
+            Decimal(low),
+            Decimal(close),
+            Decimal(volume),
+            None if quote is None else Decimal(quote),
+            trades,
+        )
+    )
+
+
+# The slot descriptors set fields directly: the fastest way to fill a frozen slotted record.
+_SLOT_SETTERS = tuple(getattr(OHLCVBar, name).__set__ for name in COLUMNS)
+
+
+def _trusted_bar(values: RawRow) -> OHLCVBar:
+    """An OHLCVBar from stored values, without re-validating (the database holds valid rows)."""
+    bar = object.__new__(OHLCVBar)
+    for set_slot, value in zip(_SLOT_SETTERS, values, strict=True):
+        set_slot(bar, value)
+    return bar

@@ -144,3 +144,10 @@ async def test_purge_removes_only_older_calls(session: AsyncSession) -> None:
     await repo.log(LLMAnalysisLog(analysis_type="new"))
     assert await repo.purge(cutoff) == 1
     assert [e.analysis_type for e in await repo.get_recent()] == ["new"]
+
+
+async def test_total_tokens_defaults_to_prompt_plus_response(session: AsyncSession) -> None:
+    repo = LLMAnalysisLogRepository(session)
+    await repo.log(LLMAnalysisLog(analysis_type="sentiment", prompt_tokens=812, response_tokens=95))
+    [entry] = await repo.get_recent()
+    assert entry.total_tokens == 907

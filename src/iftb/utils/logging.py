@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-_SECRET_KEYS = re.compile(r"pass(word)?|secret|token|api_?key|credential", re.IGNORECASE)
+SECRET_KEYS = re.compile(r"pass(word)?|secret|token|api_?key|credential", re.IGNORECASE)
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]+):[^@\s]+@", re.IGNORECASE)
 _configured = False
 
@@ -29,7 +29,7 @@ def _redact_event(
     _logger: Any, _method: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     for key, value in event.items():
-        if _SECRET_KEYS.search(key):
+        if SECRET_KEYS.search(key):
             event[key] = "***"
         elif isinstance(value, str):
             event[key] = redact(value)

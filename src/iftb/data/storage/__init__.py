@@ -15,6 +15,7 @@ from iftb.data.storage.errors import (
     StorageError,
     ValidationError,
 )
+from iftb.data.storage.log_bridge import DatabaseLogHandler
 from iftb.data.storage.manager import DatabaseManager
 from iftb.data.storage.models import (
     Base,
@@ -56,6 +57,7 @@ __all__ = [
     "DailyPerformanceModel",
     "DailyPerformanceRepository",
     "DatabaseConnectionError",
+    "DatabaseLogHandler",
     "DatabaseManager",
     "DuplicateError",
     "Gap",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
@@ -88,6 +88,7 @@ class DatabaseManager:
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self._connected = False
         self._lock = asyncio.Lock()
+        self._before_disconnect: list[Callable[[], Awaitable[None]]] = []
 
     def __repr__(self) -> str:
         state = "connected" if self._connected else "disconnected"
@@ -135,8 +136,20 @@ class DatabaseManager:
             self._connected = True
             log.info("database connected", url=self.safe_url)
 
+    def on_disconnect(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run ``hook`` once at the next ``disconnect()``, while the pool is still open (the
+        logging bridge flushes its queue this way)."""
+        if hook not in self._before_disconnect:
+            self._before_disconnect.append(hook)
+
     async def disconnect(self) -> None:
-        """Close every pooled connection. Safe to call twice."""
+        """Run the shutdown hooks, then close every pooled connection. Safe to call twice."""
+        hooks, self._before_disconnect = self._before_disconnect, []
+        for hook in hooks:
+            try:
+                await hook()
+            except Exception as exc:  # closing the pool matters more than one hook
+                log.warning("shutdown hook failed", hook=repr(hook), error=type(exc).__name__)
         async with self._lock:
             await self._dispose()
             if self._connected:

@@ -321,6 +321,8 @@ class LLMAnalysisLog(_Validated):
                 raise ValidationError(f"{name}: must be ≥ 0 (got {value})", field=name)
         positive("estimated_cost", self.estimated_cost, allow_zero=True)
         positive("temperature", self.temperature, allow_zero=True)
+        if self.total_tokens is None and None not in (self.prompt_tokens, self.response_tokens):
+            self.total_tokens = self.prompt_tokens + self.response_tokens  # type: ignore[operator]
 
 
 @dataclass(frozen=True, slots=True)

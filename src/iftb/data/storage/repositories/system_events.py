@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select
 
 from iftb.data.storage.enums import Severity
+from iftb.data.storage.errors import ValidationError, translated_errors
 from iftb.data.storage.models import SystemEventModel
 from iftb.data.storage.records import SystemEvent
 from iftb.data.storage.repositories.base import Repository, all_records, checked_limit
@@ -47,14 +49,32 @@ class SystemEventRepository(Repository):
         )
         return await self._insert_record(event, SystemEventModel)
 
-    async def log_events(self, events: list[SystemEvent]) -> int:
-        """Record a batch of events in one statement (the logging bridge writes this way)."""
+    async def log_events(self, events: Sequence[SystemEvent]) -> int:
+        """Record a batch of events in one executemany (the logging bridge writes this way).
+
+        An event's ``created_at`` is kept when set (the bridge passes the log record's time);
+        otherwise it is now. One invalid event rejects the batch, naming its index.
+        """
         if not events:
             return 0
-        for event in events:
-            event.validate()
-        rows = [_event_values(event) for event in events]
-        await self._write(insert(SystemEventModel).values(rows))
+        for index, event in enumerate(events):
+            try:
+                event.validate()
+            except ValidationError as exc:
+                raise exc.at_index(index) from exc.__cause__
+        now = datetime.now(UTC)
+        rows = [
+            _event_values(event)
+            | {
+                "created_at": now
+                if event.created_at is None
+                else aware_utc("created_at", event.created_at)
+            }
+            for event in events
+        ]
+        with translated_errors():
+            async with self._session.begin_nested():
+                await self._session.execute(insert(SystemEventModel), rows)
         return len(rows)
 
     async def get_recent_events(

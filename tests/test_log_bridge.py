@@ -1,0 +1,208 @@
+"""The logging bridge on both backends: log records become system events, in the background."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from iftb.data.storage import DatabaseLogHandler, DatabaseManager, SystemEvent, SystemEventModel
+from iftb.data.storage import SystemEventRepository as Events
+from iftb.utils import get_logger
+from tests.support.pg_cluster import PostgresServer
+
+LOGGER = "strategy.test"
+
+
+@pytest.fixture
+def app_logger() -> Iterator[logging.Logger]:
+    """A logger of 'the bot', isolated from pytest's capture and the console."""
+    logger = logging.getLogger(LOGGER)
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    yield logger
+    logger.handlers.clear()
+
+
+@pytest.fixture
+async def bridge(db: DatabaseManager) -> AsyncIterator[DatabaseLogHandler]:
+    handler = DatabaseLogHandler(db, flush_interval=0.05, retry_delay=0.05)
+    handler.install([LOGGER, "iftb"])
+    yield handler
+    await handler.aclose()
+
+
+async def stored(db: DatabaseManager) -> list[SystemEvent]:
+    async with db.get_session() as session:
+        return await Events(session).get_recent_events(limit=100_000)
+
+
+async def count(db: DatabaseManager) -> int:
+    async with db.get_session() as session:
+        return int(await session.scalar(select(func.count()).select_from(SystemEventModel)) or 0)
+
+
+async def test_plain_logging_records_map_to_columns(
+    db: DatabaseManager, bridge: DatabaseLogHandler, app_logger: logging.Logger
+) -> None:
+    app_logger.info("routine: not persisted below WARNING")
+    app_logger.warning(
+        "funding rate spiked to %s",
+        "0.3%",
+        extra={"symbol": "BTCUSDT", "trade_id": "t-7", "details": {"rate": "0.003"}},
+    )
+    try:
+        raise RuntimeError("exchange timeout")
+    except RuntimeError:
+        app_logger.exception("order failed", extra={"event_type": "order_failed"})
+    await bridge.flush_async()
+
+    failed, spiked = await stored(db)
+    assert (spiked.event_type, spiked.severity, spiked.message) == (
+        f"log.{LOGGER}",
+        "warning",
+        "funding rate spiked to 0.3%",
+    )
+    assert (spiked.symbol, spiked.trade_id, spiked.details) == ("BTCUSDT", "t-7", {"rate": "0.003"})
+    assert (failed.event_type, failed.severity) == ("order_failed", "error")
+    assert failed.stack_trace is not None
+    assert "RuntimeError: exchange timeout" in failed.stack_trace
+    assert failed.created_at is not None and failed.created_at >= spiked.created_at  # type: ignore[operator]
+
+
+async def test_structlog_bound_context_and_exceptions(
+    db: DatabaseManager, bridge: DatabaseLogHandler
+) -> None:
+    log = get_logger("iftb.strategy").bind(symbol="ETHUSDT", exchange="bybit", position_id=12)
+    log.warning("stop moved", trade_id="t-9", stop="2999.5", api_key="sk-live-123")
+    try:
+        1 / 0  # noqa: B018
+    except ZeroDivisionError:
+        log.exception("sizing failed")
+    structlog.get_logger("iftb.quiet").debug("never persisted")
+    await bridge.flush_async()
+
+    failed, moved = await stored(db)
+    assert (moved.symbol, moved.exchange, moved.position_id, moved.trade_id) == (
+        "ETHUSDT",
+        "bybit",
+        12,
+        "t-9",
+    )
+    assert moved.details == {"stop": "2999.5", "api_key": "***"}
+    assert (moved.event_type, moved.severity, moved.message) == (
+        "log.iftb.strategy",
+        "warning",
+        "stop moved",
+    )
+    assert failed.severity == "error" and "ZeroDivisionError" in (failed.stack_trace or "")
+
+
+async def test_secrets_and_odd_context_never_block_a_batch(
+    db: DatabaseManager, bridge: DatabaseLogHandler, app_logger: logging.Logger
+) -> None:
+    app_logger.error("cannot reach postgresql://bot:hunter2@db:5432/iftb")
+    app_logger.warning(
+        "odd context",
+        extra={"symbol": "X" * 200, "details": {"obj": object(), "nan": float("nan")}},
+    )
+    await bridge.flush_async()
+
+    odd, url = await stored(db)
+    assert "hunter2" not in url.message and "bot:***@db" in url.message
+    assert odd.symbol is None and odd.details is not None
+    assert odd.details["symbol"] == "X" * 200 and "invalid_context" in odd.details
+    assert odd.details["nan"] == "nan" and odd.details["obj"].startswith("<object")
+
+
+async def test_burst_is_queued_without_waiting_and_then_fully_written(
+    db: DatabaseManager, app_logger: logging.Logger
+) -> None:
+    bridge = DatabaseLogHandler(db, queue_size=10_000, flush_interval=0.05).install([LOGGER])
+    for n in range(10_000):  # a tight loop: no await, so nothing can have been written yet
+        app_logger.warning("burst %d", n)
+    assert (bridge.queued, bridge.dropped, await count(db)) == (10_000, 0, 0)
+
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    probe = asyncio.create_task(ticker())
+    await bridge.flush_async()
+    probe.cancel()
+    await bridge.aclose()
+
+    assert bridge.written == 10_000 and bridge.dropped == 0
+    messages = {event.message for event in await stored(db)}
+    assert messages == {f"burst {n}" for n in range(10_000)}
+    assert ticks > 10_000 // 500  # the loop kept running between the batches
+
+
+async def test_records_beyond_the_queue_are_dropped_counted_and_reported(
+    db: DatabaseManager, app_logger: logging.Logger
+) -> None:
+    bridge = DatabaseLogHandler(db, queue_size=100, batch_size=50, flush_interval=0.05)
+    bridge.install([LOGGER])
+    for n in range(1_000):
+        app_logger.warning("flood %d", n)
+    assert bridge.dropped == 900
+    await bridge.aclose()
+
+    events = await stored(db)
+    [report] = [event for event in events if event.event_type == "log_bridge.dropped"]
+    assert report.details == {"dropped": 900}
+    assert len(events) == 101 and bridge.dropped == 0
+
+
+async def test_disconnect_flushes_the_queue(database_url: str, app_logger: logging.Logger) -> None:
+    manager = DatabaseManager(database_url)
+    await manager.connect()
+    bridge = DatabaseLogHandler(manager, flush_interval=60).install([LOGGER])
+    for n in range(50):
+        app_logger.warning("last words %d", n)
+    await manager.disconnect()
+
+    assert bridge not in app_logger.handlers
+    async with DatabaseManager(database_url) as reopened:
+        assert await count(reopened) == 50
+
+
+@pytest.mark.postgres_only
+async def test_database_outage_neither_raises_nor_loses_nor_recurses(
+    db: DatabaseManager, postgres_server: PostgresServer, app_logger: logging.Logger
+) -> None:
+    bridge = DatabaseLogHandler(db, flush_interval=0.02, retry_delay=0.02).install(
+        [LOGGER, "", "iftb"]
+    )
+    name = make_url(str(db.engine.url)).database
+    admin = await asyncpg.connect(postgres_server.url(driver=""))
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        for n in range(20):
+            app_logger.error("during outage %d", n)  # must not raise
+        async with asyncio.timeout(30):
+            while bridge.failed_writes < 3:  # noqa: ASYNC110 - polls the writer's counter
+                await asyncio.sleep(0.01)
+        assert bridge.written == 0
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+    await bridge.aclose()
+
+    events = await stored(db)
+    assert sorted(event.message for event in events) == sorted(
+        f"during outage {n}" for n in range(20)
+    )  # nothing lost, and nothing the failing writes logged came back through the bridge

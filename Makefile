@@ -13,7 +13,7 @@ $(BIN)/.installed: pyproject.toml
 
 ## demo: set up, then run the main job on the embedded SQLite default
 demo: $(BIN)/.installed
-	$(BIN)/python examples/storage_example.py
+	$(BIN)/iftb-db demo
 
 ## test: set up, then run the whole suite on SQLite and a throwaway PostgreSQL
 test: $(BIN)/.installed

@@ -201,6 +201,16 @@ async def test_delete_range_removes_only_that_range(session: AsyncSession) -> No
     assert await stored_count(session) == 16
 
 
+async def test_count_range_counts_one_series_inclusive(session: AsyncSession) -> None:
+    repo = OHLCVRepository(session)
+    await repo.insert_many(hourly(10, skip={4}) + hourly(10, symbol="ETHUSDT"))
+    assert (
+        await repo.count_range("BTCUSDT", "1h", T0 + timedelta(hours=2), T0 + timedelta(hours=6))
+        == 4
+    )
+    assert await repo.count_range("BTCUSDT", "4h", T0, T0 + timedelta(days=1)) == 0
+
+
 async def test_naive_query_bounds_are_refused(session: AsyncSession) -> None:
     with pytest.raises(ValidationError, match="^start: naive"):
         await OHLCVRepository(session).get_range("BTCUSDT", "1h", datetime(2024, 1, 1), T0)

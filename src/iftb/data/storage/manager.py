@@ -26,6 +26,7 @@ from sqlalchemy.util import await_only
 
 from iftb.config import to_async_url
 from iftb.data.storage import migrations
+from iftb.data.storage.diagnostics import Diagnosis, diagnose
 from iftb.data.storage.errors import (
     DatabaseConnectionError,
     NotConnectedError,
@@ -213,6 +214,28 @@ class DatabaseManager:
                 return await connection.run_sync(migrations.current_revision)
         except Exception as exc:
             raise self._connection_error(exc) from exc
+
+    async def diagnose(self) -> Diagnosis:
+        """Server version, schema revision, settings and table sizes; works on a database whose
+        schema is behind or empty (``iftb-db doctor``)."""
+        engine = self._ensure_engine()
+        settings = (
+            {}
+            if self.is_sqlite
+            else {
+                "pool_size": str(self._pool_size),
+                "max_overflow": str(self._max_overflow),
+                "pool_recycle": f"{self._pool_recycle}s",
+                "pool_pre_ping": "on",
+            }
+        )
+        try:
+            async with engine.connect() as connection:
+                return await diagnose(connection, settings)
+        except Exception as exc:
+            raise (
+                self._connection_error(exc) if _is_connection_problem(exc) else translate(exc)
+            ) from exc
 
     # --- internals -------------------------------------------------------------------------
 

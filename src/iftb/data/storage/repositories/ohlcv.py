@@ -118,6 +118,16 @@ class OHLCVRepository(Repository):
         last: datetime | None = (await self._execute(statement)).scalar()
         return last
 
+    async def count_range(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str = "binance"
+    ) -> int:
+        """How many candles open in ``[start, end]`` (an index-only count)."""
+        statement = select(func.count()).where(
+            _series(symbol, timeframe, exchange),
+            OHLCVModel.timestamp.between(aware_utc("start", start), aware_utc("end", end)),
+        )
+        return int((await self._execute(statement)).scalar_one())
+
     async def delete_range(
         self, symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str = "binance"
     ) -> int:

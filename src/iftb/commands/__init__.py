@@ -1,0 +1,1 @@
+"""The ``iftb-db`` subcommands, one module per area; ``iftb.cli`` assembles them."""

@@ -1,0 +1,105 @@
+"""What every command shares: the database option, running async work, errors as one line,
+and parsing of times and ages given on the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Column, Table
+
+from iftb.config import ConfigError, get_settings
+from iftb.data.candle_files import CandleFileError
+from iftb.data.storage import DatabaseManager, StorageError, ValidationError
+
+console = Console()
+err_console = Console(stderr=True)
+
+T = TypeVar("T")
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="SQLAlchemy URL; defaults to the settings (DATABASE_URL, DB_* or the SQLite file).",
+        show_default=False,
+    ),
+]
+Exchange = Annotated[str, typer.Option(help="Exchange of the series.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+_AGE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
+_AGE_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def resolve_url(database_url: str | None) -> str:
+    return database_url or get_settings().database.get_async_url()
+
+
+@asynccontextmanager
+async def open_database(database_url: str | None) -> AsyncIterator[DatabaseManager]:
+    """A connected manager (the SQLite default is migrated on first use)."""
+    async with DatabaseManager(resolve_url(database_url)) as manager:
+        yield manager
+
+
+def run(work: Callable[[], Awaitable[T]]) -> T:
+    """Run async work; a storage, file or configuration error exits 1 with one clear line."""
+    try:
+        return asyncio.run(_call(work))
+    except (StorageError, ConfigError, CandleFileError) as exc:
+        fail(str(exc))
+
+
+async def _call(work: Callable[[], Awaitable[T]]) -> T:
+    return await work()
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``error: message`` on stderr and exit 1."""
+    err_console.print(f"[red]error:[/red] {message}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def parse_moment(name: str, text: str) -> datetime:
+    """ISO 8601; a date or a time without zone is taken as UTC (the store's only zone)."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(f"{name}: {text!r} is not an ISO 8601 date or time") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def parse_day(name: str, text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationError(f"{name}: {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def parse_age(name: str, text: str) -> timedelta:
+    """``90d``, ``12h``, ``30m``, ``2w``."""
+    match = _AGE.match(text)
+    if match is None:
+        raise ValidationError(f"{name}: {text!r} is not an age like 90d, 12h, 30m or 2w")
+    return timedelta(**{_AGE_UNITS[match[2]]: int(match[1])})
+
+
+def money(value: object) -> str:
+    """A Decimal as plain text (no exponent, no float rounding)."""
+    return "—" if value is None else f"{value:f}" if hasattr(value, "as_tuple") else str(value)
+
+
+def when(moment: datetime | None) -> str:
+    return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M")
+
+
+def folding_table(*headers: str, title: str | None = None) -> Table:
+    """A Rich table that folds long cells instead of cutting them (never an ellipsised price)."""
+    return Table(*(Column(header, overflow="fold") for header in headers), title=title)

@@ -1,0 +1,99 @@
+"""Schema and health: ``upgrade``, ``downgrade``, ``current``, ``doctor``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from iftb.commands.common import DatabaseUrl, console, folding_table, resolve_url, run
+from iftb.data.storage import DatabaseManager
+from iftb.data.storage.diagnostics import Diagnosis
+
+app = typer.Typer()
+
+
+def _manager(database_url: str | None) -> DatabaseManager:
+    return DatabaseManager(resolve_url(database_url), auto_migrate=False)
+
+
+@app.command()
+def upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Migrate the schema up to REVISION (default: the latest)."""
+    manager = _manager(database_url)
+
+    async def work() -> str | None:
+        try:
+            await manager.migrate(revision)
+            return await manager.current_revision()
+        finally:
+            await manager.disconnect()
+
+    current = run(work)
+    console.print(f"schema at revision [bold]{current}[/bold] ({manager.safe_url})")
+
+
+@app.command()
+def downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base.")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Migrate the schema down to REVISION (``base`` removes every table)."""
+    manager = _manager(database_url)
+
+    async def work() -> str | None:
+        try:
+            await manager.downgrade(revision)
+            return await manager.current_revision()
+        finally:
+            await manager.disconnect()
+
+    current = run(work)
+    console.print(f"schema at revision [bold]{current or 'base'}[/bold] ({manager.safe_url})")
+
+
+@app.command()
+def current(database_url: DatabaseUrl = None) -> None:
+    """Show the schema revision of the database and the one the code expects."""
+    report = _diagnose(database_url)
+    state = "up to date" if report.schema_current else "behind: run `iftb-db upgrade`"
+    console.print(f"database: {report.revision or 'empty'}   code: {report.head}   ({state})")
+
+
+@app.command()
+def doctor(database_url: DatabaseUrl = None) -> None:
+    """Check the connection; show server version, schema revision, settings and table sizes."""
+    manager = _manager(database_url)
+    report = _diagnose(database_url)
+    console.print(f"[green]connected[/green] to {manager.safe_url}")
+    console.print(f"server: {report.server_version}")
+    state = "[green]up to date[/green]" if report.schema_current else "[red]behind[/red]"
+    console.print(f"schema: {report.revision or 'empty'} (code: {report.head}) {state}")
+    if report.size_bytes is not None:
+        console.print(f"size: {report.size_bytes / 1_048_576:,.1f} MiB")
+    settings = folding_table("setting", "value", title="settings")
+    for name, value in report.settings.items():
+        settings.add_row(name, value)
+    console.print(settings)
+    estimate = "" if report.backend == "sqlite" else " (estimated)"
+    tables = folding_table("table", f"rows{estimate}", title="tables")
+    for name, rows in report.tables.items():
+        tables.add_row(name, "missing" if rows is None else f"{rows:,}")
+    console.print(tables)
+    if not report.schema_current:
+        console.print("run `iftb-db upgrade` to bring the schema up to date")
+
+
+def _diagnose(database_url: str | None) -> Diagnosis:
+    manager = _manager(database_url)
+
+    async def work() -> Diagnosis:
+        try:
+            return await manager.diagnose()
+        finally:
+            await manager.disconnect()
+
+    return run(work)

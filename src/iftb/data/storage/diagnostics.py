@@ -1,0 +1,90 @@
+"""What ``iftb-db doctor`` reports: the server, the schema revision, settings and table sizes.
+
+Works on a database whose schema is behind or absent (that is what a doctor is asked about),
+so it reads through the engine directly rather than through a checked connection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from iftb.data.storage import migrations
+from iftb.data.storage.models import Base
+
+
+@dataclass(slots=True)
+class Diagnosis:
+    """A snapshot of one database, for people."""
+
+    backend: str
+    server_version: str
+    revision: str | None
+    head: str | None
+    settings: dict[str, str] = field(default_factory=dict)
+    tables: dict[str, int | None] = field(default_factory=dict)
+    size_bytes: int | None = None
+
+    @property
+    def schema_current(self) -> bool:
+        return self.revision == self.head
+
+
+async def diagnose(connection: AsyncConnection, settings: dict[str, str]) -> Diagnosis:
+    """Read the server version, revision, backend settings and row counts of every table.
+
+    On PostgreSQL, row counts are the planner's estimates (``pg_class.reltuples``): exact counts
+    of a billion-row table would take minutes. ``settings`` are the client-side ones (pool).
+    """
+    dialect = connection.dialect.name
+    revision = await connection.run_sync(migrations.current_revision)
+    report = Diagnosis(
+        backend=dialect,
+        server_version="",
+        revision=revision,
+        head=migrations.head_revision(),
+        settings=dict(settings),
+    )
+    tables = [table.name for table in Base.metadata.sorted_tables]
+    if dialect == "sqlite":
+        report.server_version = "SQLite " + str(
+            await connection.scalar(text("SELECT sqlite_version()"))
+        )
+        for pragma in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout"):
+            value = await connection.scalar(text(f"PRAGMA {pragma}"))
+            report.settings[pragma] = str(value)
+        pages = await connection.scalar(text("PRAGMA page_count"))
+        page_size = await connection.scalar(text("PRAGMA page_size"))
+        report.size_bytes = int(pages or 0) * int(page_size or 0)
+        existing = set(await connection.run_sync(lambda sync: sync.dialect.get_table_names(sync)))
+        for name in tables:
+            table = Base.metadata.tables[name]
+            report.tables[name] = (
+                int(await connection.scalar(select(func.count()).select_from(table)) or 0)
+                if name in existing
+                else None
+            )
+        return report
+    report.server_version = str(await connection.scalar(text("SHOW server_version")))
+    for name in ("max_connections", "ssl", "timezone", "shared_buffers"):
+        report.settings[name] = str(await connection.scalar(text(f"SHOW {name}")))
+    report.size_bytes = int(
+        await connection.scalar(text("SELECT pg_database_size(current_database())")) or 0
+    )
+    estimates = await connection.execute(
+        text(
+            "SELECT c.relname, c.reltuples::bigint FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relname = ANY(:names)"
+        ),
+        {"names": tables},
+    )
+    found = {row[0]: int(row[1]) for row in estimates}
+    for name in tables:
+        if name in found and found[name] < 0:  # never analysed (so still small): count exactly
+            table = Base.metadata.tables[name]
+            found[name] = int(await connection.scalar(select(func.count()).select_from(table)) or 0)
+        report.tables[name] = found.get(name)
+    return report

@@ -1,0 +1,266 @@
+"""``iftb-db`` driven through Typer's runner against real SQLite files and the real PostgreSQL,
+with candle files cut from the real Binance sample that ships with the package."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import zipfile
+from collections.abc import Callable
+from decimal import Decimal
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from iftb.cli import app
+from iftb.commands.demo import SAMPLE_FILE
+from iftb.data.storage import DatabaseManager, OHLCVRepository
+
+ROWS = 300
+
+Invoke = Callable[..., Result]
+
+
+@pytest.fixture(scope="module")
+def sample_rows() -> list[list[str]]:
+    """The first rows of the shipped Binance sample, as its 12 text fields."""
+    with gzip.open(str(files("iftb") / "sample_data" / SAMPLE_FILE), "rt") as file:
+        return [line.rstrip("\n").split(",") for _, line in zip(range(ROWS), file, strict=False)]
+
+
+@pytest.fixture
+def invoke(database_url: str) -> Invoke:
+    runner = CliRunner()
+
+    def run(*args: str) -> Result:
+        return runner.invoke(app, [*args, "--database-url", database_url])
+
+    return run
+
+
+def write(path: Path, rows: list[list[str]]) -> Path:
+    path.write_text("".join(",".join(row) + "\n" for row in rows))
+    return path
+
+
+def imported(invoke: Invoke, path: Path, *extra: str, timeframe: str = "1h") -> Result:
+    return invoke(
+        "import-candles", str(path), "--symbol", "BTCUSDT", "--timeframe", timeframe, *extra
+    )
+
+
+def stored(invoke: Invoke) -> list[dict[str, object]]:
+    result = invoke("coverage", "--json")
+    assert result.exit_code == 0, result.output
+    series: list[dict[str, object]] = json.loads(result.output)
+    return series
+
+
+def test_help_lists_every_command() -> None:
+    output = CliRunner().invoke(app, ["--help"]).output
+    for command in (
+        "upgrade", "downgrade", "current", "doctor", "import-candles", "coverage", "gaps",
+        "resample", "export-candles", "delete-candles", "chart", "stats", "rollup-daily",
+        "equity", "events", "llm-usage", "purge", "demo",
+    ):  # fmt: skip
+        assert command in output
+
+
+def test_binance_file_in_milliseconds_then_microseconds_is_idempotent(
+    invoke: Invoke, tmp_path: Path, sample_rows: list[list[str]]
+) -> None:
+    result = imported(invoke, write(tmp_path / "ms.csv", sample_rows))
+    assert result.exit_code == 0, result.output
+    assert f"rows read {ROWS}" in result.output and f"inserted {ROWS}" in result.output
+
+    micro = [
+        [str(int(r[0]) * 1000), *r[1:6], str(int(r[6]) * 1000 + 999), *r[7:]] for r in sample_rows
+    ]
+    result = imported(invoke, write(tmp_path / "us.csv", micro))
+    assert result.exit_code == 0, result.output
+    assert f"inserted 0 · updated {ROWS}" in result.output
+    [series] = stored(invoke)
+    assert series["count"] == ROWS
+
+
+def test_generic_csv_freqtrade_json_zip_and_gz_hold_the_same_candles(
+    invoke: Invoke, database_url: str, tmp_path: Path, sample_rows: list[list[str]]
+) -> None:
+    header = "date,open,high,low,close,volume,quote_volume,trades\n"
+    generic = tmp_path / "generic.csv"
+    generic.write_text(
+        header
+        + "".join(
+            f"{_iso(r[0])},{r[1]},{r[2]},{r[3]},{r[4]},{r[5]},{r[7]},{r[8]}\n"
+            for r in sample_rows[:100]
+        )
+    )
+    freqtrade = tmp_path / "BTC_USDT-1h.json"
+    freqtrade.write_text(
+        "[" + ",".join(f"[{r[0]},{','.join(r[1:6])}]" for r in sample_rows[100:200]) + "]"
+    )
+    binance = write(tmp_path / "BTCUSDT-1h.csv", sample_rows[200:])
+    with zipfile.ZipFile(tmp_path / "BTCUSDT-1h.zip", "w") as archive:
+        archive.write(binance, binance.name)
+    gz = tmp_path / "BTCUSDT-1h.csv.gz"
+    gz.write_bytes(gzip.compress(binance.read_bytes()))
+
+    for path in (generic, freqtrade, tmp_path / "BTCUSDT-1h.zip"):
+        result = imported(invoke, path)
+        assert result.exit_code == 0, result.output
+    result = imported(invoke, gz)
+    assert f"inserted 0 · updated {ROWS - 200}" in result.output
+
+    bars = asyncio.run(_all_bars(database_url))
+    assert len(bars) == ROWS
+    for bar, row in zip(bars, sample_rows, strict=True):  # every digit as in the source text
+        assert (bar.open, bar.high, bar.low, bar.close, bar.volume) == tuple(
+            Decimal(v) for v in row[1:6]
+        )
+    assert bars[0].trades_count == int(sample_rows[0][8]) if sample_rows[0][8] else True
+
+
+def test_a_bad_row_names_file_and_line_and_writes_nothing(
+    invoke: Invoke, tmp_path: Path, sample_rows: list[list[str]]
+) -> None:
+    rows = [list(row) for row in sample_rows]
+    rows[36][2] = str(Decimal(rows[36][3]) - 1)  # line 37: high below low
+    path = write(tmp_path / "bad.csv", rows)
+
+    result = imported(invoke, path)
+    assert result.exit_code == 1
+    assert f"{path}:37: high:" in result.output
+    assert stored(invoke) == []
+
+    result = imported(invoke, path, "--skip-invalid")
+    assert result.exit_code == 0, result.output
+    assert "rejected 1" in result.output and f"{path}:37" in result.output
+    assert stored(invoke)[0]["count"] == ROWS - 1
+
+
+def test_a_missing_file_and_a_wrong_timeframe_are_clear_errors(
+    invoke: Invoke, tmp_path: Path, sample_rows: list[list[str]]
+) -> None:
+    result = imported(invoke, tmp_path / "nope.csv")
+    assert result.exit_code == 1 and "nope.csv: no such file" in result.output
+
+    path = write(tmp_path / "hourly.csv", sample_rows)
+    result = imported(invoke, path, timeframe="1d")
+    assert result.exit_code == 1 and "not on a 1d candle boundary" in result.output
+    result = imported(invoke, path, timeframe="4h")
+    assert result.exit_code == 1 and "boundary" in result.output
+    assert stored(invoke) == []
+
+
+def test_gaps_resample_export_and_delete(
+    invoke: Invoke, tmp_path: Path, sample_rows: list[list[str]]
+) -> None:
+    holes = {10, 11, 12, 50}
+    kept = [r for i, r in enumerate(sample_rows) if i not in holes]
+    imported(invoke, write(tmp_path / "holes.csv", kept))
+
+    result = invoke("gaps", "BTCUSDT", "1h", "--json")
+    assert result.exit_code == 0, result.output
+    hours = [int(row[0]) // 3_600_000 for row in kept]
+    expected = [b - a - 1 for a, b in zip(hours, hours[1:], strict=False) if b - a > 1]
+    assert [gap["missing"] for gap in json.loads(result.output)] == expected
+
+    result = invoke(
+        "resample",
+        "BTCUSDT",
+        "1h",
+        "4h",
+        "--start",
+        _iso(sample_rows[0][0]),
+        "--end",
+        _iso(sample_rows[-1][0]),
+        "--store",
+    )
+    assert result.exit_code == 0, result.output
+    assert "stored" in result.output
+    assert {s["timeframe"] for s in stored(invoke)} == {"1h", "4h"}
+
+    out = tmp_path / "export.csv"
+    result = invoke("export-candles", "BTCUSDT", "1h", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    lines = out.read_text().splitlines()
+    assert len(lines) == 1 + len(kept)
+    exported = [Decimal(v) for v in lines[1].split(",")[1:5]]
+    assert exported == [Decimal(v) for v in sample_rows[0][1:5]]
+
+    parquet = tmp_path / "export.parquet"
+    result = invoke("export-candles", "BTCUSDT", "1h", "--out", str(parquet))
+    assert result.exit_code == 0, result.output
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(parquet)
+    assert table.num_rows == len(kept)
+    assert table.column("close")[0].as_py() == Decimal(sample_rows[0][4])
+
+    start, end = _iso(sample_rows[0][0]), _iso(sample_rows[99][0])
+    result = invoke("delete-candles", "BTCUSDT", "1h", "--start", start, "--end", end, "--yes")
+    deleted = sum(1 for row in kept if int(row[0]) <= int(sample_rows[99][0]))
+    assert result.exit_code == 0 and f"{deleted} candles deleted" in result.output
+
+
+def test_chart_writes_a_png(invoke: Invoke, tmp_path: Path, sample_rows: list[list[str]]) -> None:
+    imported(invoke, write(tmp_path / "c.csv", [r for i, r in enumerate(sample_rows) if i != 40]))
+    out = tmp_path / "chart.png"
+    result = invoke("chart", "BTCUSDT", "1h", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.stat().st_size > 20_000  # a real drawing, not an empty canvas
+
+
+def test_demo_end_to_end_twice_then_the_reports(invoke: Invoke, tmp_path: Path) -> None:
+    first = invoke("demo")
+    assert first.exit_code == 0, first.output
+    assert "trades recorded" in first.output and "coverage" in first.output
+    second = invoke("demo")
+    assert second.exit_code == 0, second.output
+    assert "already recorded" in second.output and "inserted 0" not in second.output
+
+    for command in (
+        ("stats", "--days", "100000"),
+        ("llm-usage", "--by", "type"),
+        ("events", "--severity", "info", "--limit", "5"),
+        ("doctor",),
+        ("current",),
+    ):
+        result = invoke(*command)
+        assert result.exit_code == 0, (command, result.output)
+    assert "entry_" in invoke("llm-usage", "--by", "type").output
+    assert "up to date" in invoke("current").output
+
+    out = tmp_path / "equity.png"
+    result = invoke("equity", "--out", str(out), "--days", "100000")
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size > 10_000
+
+    result = invoke("purge", "--events-older-than", "0d", "--llm-older-than", "0d")
+    assert result.exit_code == 0 and "purged" in result.output
+
+
+def test_errors_are_one_clear_line(invoke: Invoke) -> None:
+    result = invoke("gaps", "BTCUSDT", "2h30")
+    assert result.exit_code == 1 and result.output.count("\n") == 1 and "2h30" in result.output
+    result = invoke("purge", "--events-older-than", "ninety days")
+    assert result.exit_code == 1 and "not an age like 90d" in result.output
+    result = CliRunner().invoke(app, ["coverage", "--database-url", "mysql://u:secret@h/db"])
+    assert result.exit_code == 1 and "secret" not in result.output
+
+
+async def _all_bars(database_url: str) -> list:  # type: ignore[type-arg]
+    async with DatabaseManager(database_url) as manager, manager.get_session() as session:
+        repo = OHLCVRepository(session)
+        [coverage] = await repo.get_coverage()
+        return await repo.get_range("BTCUSDT", "1h", coverage.first, coverage.last)
+
+
+def _iso(milliseconds: str) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(int(milliseconds) / 1000, UTC).isoformat()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 import json
 import zipfile
 from collections.abc import Callable
@@ -165,7 +166,7 @@ def test_gaps_resample_export_and_delete(
     result = invoke("gaps", "BTCUSDT", "1h", "--json")
     assert result.exit_code == 0, result.output
     hours = [int(row[0]) // 3_600_000 for row in kept]
-    expected = [b - a - 1 for a, b in zip(hours, hours[1:], strict=False) if b - a > 1]
+    expected = [b - a - 1 for a, b in itertools.pairwise(hours) if b - a > 1]
     assert [gap["missing"] for gap in json.loads(result.output)] == expected
 
     result = invoke(

@@ -55,6 +55,9 @@ class DatabaseSettings(BaseSettings):
     pool_size: int = Field(default=5, ge=1)
     max_overflow: int = Field(default=10, ge=0)
     sqlite_path: Path = Field(default_factory=default_sqlite_path)
+    retry_attempts: int = Field(default=5, ge=1)
+    retry_initial_delay: float = Field(default=0.2, ge=0)
+    retry_max_delay: float = Field(default=5.0, ge=0)
 
     def get_async_url(self) -> str:
         """The SQLAlchemy async URL: asyncpg for PostgreSQL, aiosqlite for the embedded default.

@@ -47,6 +47,7 @@ from iftb.data.storage.repositories import (
     SystemEventRepository,
     TradeRepository,
 )
+from iftb.data.storage.retry import RetryPolicy
 from iftb.data.storage.timeframes import TIMEFRAMES, Timeframe, parse_timeframe
 
 __all__ = [
@@ -76,6 +77,7 @@ __all__ = [
     "PositionRepository",
     "PositionStatus",
     "ResampledBar",
+    "RetryPolicy",
     "SchemaOutOfDateError",
     "SeriesCoverage",
     "Severity",

@@ -84,6 +84,7 @@ def translate(exc: Exception) -> StorageError:
     if isinstance(exc, sa_exc.DBAPIError) and (
         exc.connection_invalidated
         or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+        or _is_connection_sqlstate(_driver_sqlstate(exc))
     ):
         return DatabaseConnectionError(f"database unavailable: {_driver_message(exc)}")
     if isinstance(exc, OSError | ConnectionError | TimeoutError):
@@ -106,9 +107,20 @@ def translated_errors() -> Iterator[None]:
         raise
 
 
-def _sqlstate(exc: BaseException) -> str | None:
+def _sqlstate(exc: object) -> str | None:
     state = getattr(exc, "sqlstate", None)
     return state if isinstance(state, str) else None
+
+
+def _driver_sqlstate(exc: sa_exc.DBAPIError) -> str | None:
+    orig = exc.orig
+    return _sqlstate(orig) or _sqlstate(getattr(orig, "__cause__", None))
+
+
+def _is_connection_sqlstate(state: str | None) -> bool:
+    """Connection exceptions (08), the server shutting down or starting up (57P), and too many
+    connections (53300): the database is unreachable for now, not the statement wrong."""
+    return state is not None and (state.startswith(("08", "57P")) or state == "53300")
 
 
 def _translate_raw_driver_error(exc: Exception) -> StorageError:
@@ -120,7 +132,7 @@ def _translate_raw_driver_error(exc: Exception) -> StorageError:
         return (ConflictError if table in _CONFLICT_TABLES else DuplicateError)(detail)
     if state.startswith(("22", "23")):
         return ValidationError(f"value rejected by the database: {detail}")
-    if state.startswith(("08", "57P")):
+    if _is_connection_sqlstate(state):
         return DatabaseConnectionError(f"database unavailable: {detail}")
     return StorageError(f"{type(exc).__name__}: {detail}")
 

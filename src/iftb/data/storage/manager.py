@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection
@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util import await_only
 
-from iftb.config import to_async_url
+from iftb.config import DatabaseSettings, get_settings, to_async_url
 from iftb.data.storage import migrations
 from iftb.data.storage.diagnostics import Diagnosis, diagnose
 from iftb.data.storage.errors import (
@@ -34,11 +34,14 @@ from iftb.data.storage.errors import (
     StorageError,
     translate,
 )
+from iftb.data.storage.retry import RetryPolicy, retry_transient
 from iftb.data.storage.sql_functions import register_sqlite_functions
 from iftb.utils import get_logger
 from iftb.utils.logging import redact
 
 log = get_logger(__name__)
+
+T = TypeVar("T")
 
 SQLITE_PRAGMAS = {
     "journal_mode": "WAL",  # readers never block the writer, nor the writer the readers
@@ -65,6 +68,7 @@ class DatabaseManager:
         connect_timeout: Seconds to wait for the server before ``connect()`` gives up.
         auto_migrate: Run migrations on ``connect()``. Defaults to True for SQLite (zero setup)
             and False for PostgreSQL, where the schema is owned by ``iftb-db upgrade``.
+        retry_policy: How ``run_idempotent`` retries work that lost its connection.
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class DatabaseManager:
         pool_recycle: int = 1800,
         connect_timeout: float = 10.0,
         auto_migrate: bool | None = None,
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
         self._url = to_async_url(database_url)
         self._pool_size = pool_size
@@ -85,11 +90,25 @@ class DatabaseManager:
         self._pool_recycle = pool_recycle
         self._connect_timeout = connect_timeout
         self._auto_migrate = self.is_sqlite if auto_migrate is None else auto_migrate
+        self.retry_policy = retry_policy or RetryPolicy()
         self._engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self._connected = False
         self._lock = asyncio.Lock()
         self._before_disconnect: list[Callable[[], Awaitable[None]]] = []
+
+    @classmethod
+    def from_settings(cls, settings: DatabaseSettings | None = None, **options: Any) -> Self:
+        """A manager configured by ``DatabaseSettings`` (URL, pool, retry policy)."""
+        settings = settings or get_settings().database
+        defaults: dict[str, Any] = {
+            "pool_size": settings.pool_size,
+            "max_overflow": settings.max_overflow,
+            "retry_policy": RetryPolicy(
+                settings.retry_attempts, settings.retry_initial_delay, settings.retry_max_delay
+            ),
+        }
+        return cls(settings.get_async_url(), **(defaults | options))
 
     def __repr__(self) -> str:
         state = "connected" if self._connected else "disconnected"
@@ -191,6 +210,23 @@ class DatabaseManager:
             raise
         finally:
             await session.close()
+
+    async def run_idempotent(
+        self, work: Callable[[AsyncSession], Awaitable[T]], *, operation: str | None = None
+    ) -> T:
+        """Run ``work(session)`` in its own unit of work, retried per ``retry_policy`` when the
+        connection is lost (or the server asks for a retry) — each attempt rolled back whole.
+
+        Only for work that is safe to repeat: reads and upserts. Never for plain inserts: if a
+        commit reached the server before its connection died, a retry would write twice.
+        """
+
+        async def attempt() -> T:
+            async with self.get_session() as session:
+                return await work(session)
+
+        name = operation or str(getattr(work, "__qualname__", "work"))
+        return await retry_transient(attempt, self.retry_policy, operation=name)
 
     async def migrate(self, revision: str = "head") -> None:
         """Upgrade the schema to ``revision`` (Alembic). Works before ``connect()`` too."""
@@ -342,7 +378,7 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _is_database_error(exc: BaseException) -> bool:

@@ -282,7 +282,11 @@ class DatabaseManager:
         return self._engine
 
     def _create_engine(self) -> AsyncEngine:
-        options: dict[str, Any] = {"echo": self._echo, "json_serializer": _json_dumps}
+        options: dict[str, Any] = {
+            "echo": self._echo,
+            "hide_parameters": True,  # parameters may hold secrets; never in logs or errors
+            "json_serializer": _json_dumps,
+        }
         if self.is_sqlite:
             database = self._url.database
             if database and database != ":memory:" and not database.startswith("file:"):

@@ -1,0 +1,28 @@
+-- Least-privilege roles for iftb on PostgreSQL (see docs/security.md).
+--
+-- Run once per database as a superuser (or a role with CREATEROLE), in the bot's database:
+--   psql -v owner_password="$OWNER_PW" -v bot_password="$BOT_PW" -d iftb -f least_privilege_roles.sql
+--
+-- iftb_owner owns the schema and runs the migrations (`iftb-db upgrade`); the bot logs in as
+-- iftb_bot, which can read and write rows but cannot create, alter or drop anything.
+-- Nothing is granted to PUBLIC.
+
+CREATE ROLE iftb_owner LOGIN PASSWORD :'owner_password';
+CREATE ROLE iftb_bot LOGIN PASSWORD :'bot_password';
+
+-- Only the named roles may connect; the bot may use temporary tables (the bulk upsert stages
+-- rows in one) but has no CREATE on the database or the schema.
+SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database()) \gexec
+SELECT format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO iftb_owner, iftb_bot', current_database()) \gexec
+SELECT format('GRANT CREATE ON DATABASE %I TO iftb_owner', current_database()) \gexec
+
+REVOKE ALL ON SCHEMA public FROM PUBLIC;
+ALTER SCHEMA public OWNER TO iftb_owner;
+GRANT USAGE ON SCHEMA public TO iftb_bot;
+
+-- Every table and sequence the owner creates from now on (i.e. by the migrations) is usable by
+-- the bot for DML only.
+ALTER DEFAULT PRIVILEGES FOR ROLE iftb_owner IN SCHEMA public
+    GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO iftb_bot;
+ALTER DEFAULT PRIVILEGES FOR ROLE iftb_owner IN SCHEMA public
+    GRANT USAGE, SELECT ON SEQUENCES TO iftb_bot;

@@ -1,0 +1,154 @@
+"""Secrets stay secret (logs at DEBUG, reprs, errors, tracebacks), and the bot's least-privilege
+PostgreSQL role does its work but cannot change the schema."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import quote
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+
+from iftb.config import DatabaseSettings
+from iftb.data.storage import (
+    DatabaseConnectionError,
+    DatabaseManager,
+    OHLCVBar,
+    OHLCVRepository,
+    StorageError,
+    SystemEventRepository,
+    Trade,
+    TradeRepository,
+)
+from iftb.utils import configure_logging
+from tests.conftest import scratch_postgres_database
+from tests.support.pg_cluster import PostgresServer, run_psql
+
+pytestmark = pytest.mark.postgres_only
+
+PASSWORD = "Zq9-s3cr3t/pa:ss@word"  # URL-hostile characters, on purpose
+ROLES_SQL = Path(__file__).parents[1] / "migrations" / "least_privilege_roles.sql"
+BAR = OHLCVBar(
+    "BTCUSDT", "binance", "1h", datetime(2024, 1, 1, tzinfo=UTC), Decimal(1), Decimal(2),
+    Decimal(1), Decimal(2), Decimal(3),
+)  # fmt: skip
+
+
+@pytest.fixture
+async def secret_role(postgres_server: PostgresServer, database_url: str) -> str:
+    """A role whose password is ``PASSWORD``; returns a URL that logs in as it."""
+    admin = await asyncpg.connect(postgres_server.url(driver=""))
+    try:
+        await admin.execute("DROP ROLE IF EXISTS iftb_secret_probe")
+        await admin.execute(f"CREATE ROLE iftb_secret_probe SUPERUSER LOGIN PASSWORD '{PASSWORD}'")
+    finally:
+        await admin.close()
+    database = database_url.rsplit("/", 1)[1]
+    return (
+        f"postgresql+asyncpg://iftb_secret_probe:{quote(PASSWORD, safe='')}@"
+        f"{postgres_server.host}:{postgres_server.port}/{database}"
+    )
+
+
+def everything_said(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str], *extra: object
+) -> str:
+    captured = capsys.readouterr()
+    records = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    return "\n".join([captured.out, captured.err, records, *map(str, extra)])
+
+
+async def test_no_password_in_debug_logs_reprs_or_sql_echo(
+    secret_role: str, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging(level="DEBUG", fmt="json")
+    caplog.set_level(logging.DEBUG)
+    try:
+        manager = DatabaseManager(secret_role, echo=True)
+        async with manager, manager.get_session() as session:
+            await OHLCVRepository(session).upsert_many([BAR])
+            await SystemEventRepository(session).log_event(
+                "probe", "warning", f"connected via {secret_role}", details={"password": PASSWORD}
+            )
+        said = everything_said(caplog, capsys, repr(manager), manager.safe_url)
+    finally:
+        configure_logging(level="INFO", fmt="console")
+    assert "iftb_secret_probe" in said  # the test did see the URL's rendering
+    assert PASSWORD not in said and quote(PASSWORD, safe="") not in said
+
+
+async def test_no_password_in_settings_reprs() -> None:
+    settings = DatabaseSettings(host="db", password=PASSWORD)  # type: ignore[arg-type]
+    for shown in (repr(settings), str(settings), settings.safe_url(), settings.model_dump_json()):
+        assert PASSWORD not in shown and quote(PASSWORD, safe="") not in shown
+
+
+async def test_no_password_in_connection_errors_or_their_tracebacks(
+    secret_role: str, postgres_server: PostgresServer
+) -> None:
+    wrong = secret_role.replace(quote(PASSWORD, safe=""), quote(PASSWORD + "x", safe=""))
+    unreachable = secret_role.replace(f":{postgres_server.port}/", ":1/")
+    for url in (wrong, unreachable):
+        with pytest.raises(DatabaseConnectionError) as caught:
+            await DatabaseManager(url, connect_timeout=2).connect()
+        shown = str(caught.value) + "".join(traceback.format_exception(caught.value))
+        assert "iftb_secret_probe" in shown
+        for secret in (PASSWORD, PASSWORD + "x", quote(PASSWORD, safe="")):
+            assert secret not in shown
+
+
+async def test_the_bot_role_does_its_work_and_cannot_change_the_schema(
+    postgres_server: PostgresServer,
+) -> None:
+    passwords = {"owner_password": "owner-pw-1", "bot_password": "bot-pw-2"}
+    host = f"{postgres_server.host}:{postgres_server.port}"
+    try:
+        async with scratch_postgres_database(postgres_server) as database:
+            run_psql(postgres_server, database, ROLES_SQL, variables=passwords)
+            owner = DatabaseManager(f"postgresql+asyncpg://iftb_owner:owner-pw-1@{host}/{database}")
+            await owner.migrate()
+            await owner.disconnect()
+
+            bot = DatabaseManager(f"postgresql+asyncpg://iftb_bot:bot-pw-2@{host}/{database}")
+            async with bot:
+                async with bot.get_session() as session:  # COPY, staging table, DML, views
+                    await OHLCVRepository(session).insert_many([BAR])
+                    await OHLCVRepository(session).upsert_many([BAR])
+                    await TradeRepository(session).insert(
+                        Trade(trade_id="t", symbol="BTCUSDT", exchange="binance", side="long",
+                              action="open", entry_price=Decimal(1), quantity=Decimal(1))
+                    )  # fmt: skip
+                    await session.execute(text("SELECT count(*) FROM v_active_positions"))
+                for ddl in (
+                    "DROP TABLE ohlcv",
+                    "CREATE TABLE intruder (id int)",
+                    "ALTER TABLE trades ADD COLUMN intruder int",
+                    "TRUNCATE system_events",
+                ):
+                    with pytest.raises(StorageError, match="must be owner|permission denied"):
+                        async with bot.get_session() as session:
+                            await session.execute(text(ddl))
+            with pytest.raises(StorageError, match="permission denied|must be owner"):
+                await bot.downgrade("base")
+
+            admin = await asyncpg.connect(postgres_server.url(database, driver=""))
+            try:
+                public = await admin.fetch(
+                    "SELECT table_name FROM information_schema.role_table_grants "
+                    "WHERE grantee = 'PUBLIC' AND table_schema = 'public'"
+                )
+            finally:
+                await admin.close()
+            assert public == []
+    finally:
+        admin = await asyncpg.connect(postgres_server.url(driver=""))
+        try:
+            await admin.execute("DROP ROLE IF EXISTS iftb_bot")
+            await admin.execute("DROP ROLE IF EXISTS iftb_owner")
+        finally:
+            await admin.close()

@@ -8,12 +8,13 @@ import asyncpg
 import pytest
 from sqlalchemy import func, insert, select, text
 
-from iftb.config import get_settings
+from iftb.config import DatabaseSettings, get_settings
 from iftb.data.storage import (
     DatabaseConnectionError,
     DatabaseManager,
     DuplicateError,
     NotConnectedError,
+    RetryPolicy,
     SchemaOutOfDateError,
     SystemEventModel,
 )
@@ -170,3 +171,20 @@ async def test_zero_configuration_opens_and_migrates_a_sqlite_file(
         assert (tmp_path / "iftb" / "iftb.db").is_file()
     finally:
         get_settings.cache_clear()
+
+
+async def test_from_settings_takes_url_pool_and_retry_policy(tmp_path: Path) -> None:
+    settings = DatabaseSettings(
+        sqlite_path=tmp_path / "s.db", retry_attempts=7, retry_initial_delay=0.5, pool_size=3
+    )
+    manager = DatabaseManager.from_settings(settings, echo=False)
+    assert manager.retry_policy == RetryPolicy(attempts=7, initial_delay=0.5, max_delay=5.0)
+    assert manager.safe_url.endswith("s.db")
+    async with manager, manager.get_session() as session:
+        assert await session.scalar(text("SELECT 1")) == 1
+
+
+def test_a_retry_policy_is_bounded_and_sane() -> None:
+    assert len(list(RetryPolicy(attempts=4, initial_delay=1, max_delay=2).delays())) == 3
+    with pytest.raises(ValueError, match="invalid retry policy"):
+        RetryPolicy(attempts=0)

@@ -26,3 +26,7 @@ ALTER DEFAULT PRIVILEGES FOR ROLE iftb_owner IN SCHEMA public
     GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO iftb_bot;
 ALTER DEFAULT PRIVILEGES FOR ROLE iftb_owner IN SCHEMA public
     GRANT USAGE, SELECT ON SEQUENCES TO iftb_bot;
+-- The candle partition functions (SECURITY DEFINER, revoked from PUBLIC by migration 0002):
+-- the bot creates next month's partition and applies retention through them, never by DDL.
+ALTER DEFAULT PRIVILEGES FOR ROLE iftb_owner IN SCHEMA public
+    GRANT EXECUTE ON FUNCTIONS TO iftb_bot;

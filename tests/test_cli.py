@@ -9,6 +9,7 @@ import itertools
 import json
 import zipfile
 from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 from importlib.resources import files
 from pathlib import Path
@@ -121,7 +122,8 @@ def test_generic_csv_freqtrade_json_zip_and_gz_hold_the_same_candles(
         assert (bar.open, bar.high, bar.low, bar.close, bar.volume) == tuple(
             Decimal(v) for v in row[1:6]
         )
-    assert bars[0].trades_count == int(sample_rows[0][8]) if sample_rows[0][8] else True
+    assert bars[0].quote_volume == Decimal(sample_rows[0][7])  # the source has quote volume
+    assert bars[0].trades_count is None  # and no trade counts: empty stays empty
 
 
 def test_a_bad_row_names_file_and_line_and_writes_nothing(
@@ -225,7 +227,7 @@ def test_demo_end_to_end_twice_then_the_reports(invoke: Invoke, tmp_path: Path) 
     assert "already recorded" in second.output and "inserted 0" not in second.output
 
     for command in (
-        ("stats", "--days", "100000"),
+        ("stats", "--days", "100000", "--exchange", "coinbase"),
         ("llm-usage", "--by", "type"),
         ("events", "--severity", "info", "--limit", "5"),
         ("doctor",),
@@ -237,7 +239,8 @@ def test_demo_end_to_end_twice_then_the_reports(invoke: Invoke, tmp_path: Path) 
     assert "up to date" in invoke("current").output
 
     out = tmp_path / "equity.png"
-    result = invoke("equity", "--out", str(out), "--days", "100000")
+    assert "│ 30 " in invoke("stats", "--days", "100000", "--exchange", "coinbase").output
+    result = invoke("equity", "--out", str(out), "--days", "100000", "--exchange", "coinbase")
     assert result.exit_code == 0, result.output
     assert out.stat().st_size > 10_000
 
@@ -262,6 +265,21 @@ async def _all_bars(database_url: str) -> list:  # type: ignore[type-arg]
 
 
 def _iso(milliseconds: str) -> str:
-    from datetime import UTC, datetime
-
     return datetime.fromtimestamp(int(milliseconds) / 1000, UTC).isoformat()
+
+
+def test_partitions_and_candle_retention(
+    invoke: Invoke, database_url: str, tmp_path: Path, sample_rows: list[list[str]]
+) -> None:
+    imported(invoke, write(tmp_path / "p.csv", sample_rows))
+    result = invoke("partitions", "--ahead", "2")
+    assert result.exit_code == 0, result.output
+    if database_url.startswith("sqlite"):
+        assert "PostgreSQL only" in result.output
+    else:
+        first = datetime.fromtimestamp(int(sample_rows[0][0]) / 1000, UTC)
+        assert f"ohlcv_p{first:%Y%m}01" in result.output and "partitions created" in result.output
+
+    result = invoke("purge", "--candles-older-than", "1d")
+    assert result.exit_code == 0 and f"purged {ROWS} candles" in result.output
+    assert stored(invoke) == []

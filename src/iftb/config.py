@@ -58,6 +58,7 @@ class DatabaseSettings(BaseSettings):
     retry_attempts: int = Field(default=5, ge=1)
     retry_initial_delay: float = Field(default=0.2, ge=0)
     retry_max_delay: float = Field(default=5.0, ge=0)
+    ohlcv_partition_unit: Literal["week", "month", "quarter", "year"] = "month"
 
     def get_async_url(self) -> str:
         """The SQLAlchemy async URL: asyncpg for PostgreSQL, aiosqlite for the embedded default.

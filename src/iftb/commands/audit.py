@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 import typer
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from iftb.commands.common import (
     DatabaseUrl,
@@ -23,11 +25,17 @@ from iftb.commands.common import (
 from iftb.data.storage import (
     LLMAnalysisLogRepository,
     LLMUsage,
+    OHLCVRepository,
     SystemEvent,
     SystemEventRepository,
 )
 
 app = typer.Typer()
+
+
+class _Purgeable(Protocol):
+    async def purge(self, older_than: datetime) -> int: ...
+
 
 _GROUPS: dict[str, Literal["model_name", "analysis_type"]] = {
     "model": "model_name",
@@ -112,24 +120,30 @@ def purge(
     llm_older_than: Annotated[
         str | None, typer.Option(help="Delete LLM log entries older than this age, e.g. 365d.")
     ] = None,
+    candles_older_than: Annotated[
+        str | None,
+        typer.Option(help="Delete candles of every series older than this age, e.g. 1825d."),
+    ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Retention: delete old system events and LLM log entries."""
-    if events_older_than is None and llm_older_than is None:
-        fail("nothing to purge: give --events-older-than and/or --llm-older-than")
+    """Retention: delete old system events, LLM log entries and candles (on PostgreSQL,
+    whole candle partitions are dropped)."""
+    ages: dict[str, tuple[str | None, Callable[[AsyncSession], _Purgeable], str]] = {
+        "--events-older-than": (events_older_than, SystemEventRepository, "system events"),
+        "--llm-older-than": (llm_older_than, LLMAnalysisLogRepository, "LLM log entries"),
+        "--candles-older-than": (candles_older_than, OHLCVRepository, "candles"),
+    }
+    if not any(age for age, _, _ in ages.values()):
+        fail(f"nothing to purge: give {', '.join(ages)}")
 
-    async def work() -> tuple[int, int]:
+    async def work() -> list[str]:
         now = datetime.now(UTC)
-        events_cut = (
-            now - parse_age("--events-older-than", events_older_than) if events_older_than else None
-        )
-        llm_cut = now - parse_age("--llm-older-than", llm_older_than) if llm_older_than else None
+        cuts = [
+            (now - parse_age(option, age), repo, what)
+            for option, (age, repo, what) in ages.items()
+            if age
+        ]
         async with open_database(database_url) as manager, manager.get_session() as session:
-            gone_events = (
-                await SystemEventRepository(session).purge(events_cut) if events_cut else 0
-            )
-            gone_llm = await LLMAnalysisLogRepository(session).purge(llm_cut) if llm_cut else 0
-        return gone_events, gone_llm
+            return [f"{await repo(session).purge(cut):,} {what}" for cut, repo, what in cuts]
 
-    gone_events, gone_llm = run(work)
-    console.print(f"purged {gone_events:,} system events and {gone_llm:,} LLM log entries")
+    console.print("purged " + ", ".join(run(work)))

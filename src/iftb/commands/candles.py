@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -36,6 +37,7 @@ from iftb.commands.common import (
 from iftb.data.candle_files import FORMATS, CandleChunk
 from iftb.data.candle_import import ImportSummary, import_candle_file
 from iftb.data.storage import Gap, OHLCVBar, OHLCVRepository, SeriesCoverage
+from iftb.data.storage.repositories.candle_partitions import Partition
 
 app = typer.Typer()
 
@@ -383,3 +385,28 @@ def chart(
 
     drawn = run(work)
     console.print(f"{drawn:,} candles drawn to {out}")
+
+
+@app.command()
+def partitions(
+    ahead: Annotated[int, typer.Option(help="Create partitions for this many months ahead.")] = 3,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """PostgreSQL: create the candle partitions for the coming months, and list them all."""
+
+    async def work() -> tuple[int, list[Partition]]:
+        async with open_database(database_url) as manager, manager.get_session() as session:
+            repo = OHLCVRepository(session)
+            created = await repo.create_partitions(datetime.now(UTC) + timedelta(days=31 * ahead))
+            return created, await repo.get_partitions()
+
+    created, found = run(work)
+    if not found:
+        console.print("no partitions: the candle table is partitioned on PostgreSQL only")
+        return
+    table = folding_table("partition", "from", "to", "rows (estimated)", title="candle partitions")
+    for part in found:
+        rows = f"{part.estimated_rows:,}" if part.estimated_rows >= 0 else "not analysed"
+        table.add_row(part.name, when(part.lower), when(part.upper), rows)
+    console.print(table)
+    console.print(f"{created} partitions created")

@@ -39,14 +39,14 @@ from iftb.data.storage import (
 
 app = typer.Typer()
 
-SAMPLE_FILE = "BTCUSDT-1h.csv.gz"
-SYMBOL, TIMEFRAME, EXCHANGE = "BTCUSDT", "1h", "binance"
+SAMPLE_FILE = "coinbase-BTCUSD-1h.csv.gz"  # real candles; source and licence in its README
+SYMBOL, TIMEFRAME, EXCHANGE = "BTCUSD", "1h", "coinbase"
 STARTING_BALANCE = Decimal("10000")
 SESSION_DAYS = 30
 HOLD_CANDLES = 12  # each demo trade is held for half a day
 LEVERAGE = Decimal(3)
 QUANTITY = Decimal("0.05")
-FEE_RATE = Decimal("0.0004")  # Binance USDT-M taker fee
+FEE_RATE = Decimal("0.0004")  # a typical futures taker fee
 
 
 @app.command()

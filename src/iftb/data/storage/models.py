@@ -25,6 +25,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
@@ -78,13 +79,19 @@ class _Row:
 
 
 class OHLCVModel(_Row, Base):
+    """Candles. On PostgreSQL the table is partitioned by ``timestamp`` (migration 0002), so its
+    keys hold ``timestamp``; they hold ``symbol`` too, the column Citus would distribute by."""
+
     __tablename__ = "ohlcv"
     __table_args__ = (
+        PrimaryKeyConstraint("id", "symbol", "timestamp"),
         UniqueConstraint(
             "symbol", "exchange", "timeframe", "timestamp", name="ohlcv_unique_candle"
         ),
         Index("ix_ohlcv_timestamp", "timestamp"),
     )
+
+    id: Mapped[int] = mapped_column(BigId, Identity(), sort_order=-1)
 
     symbol: Mapped[str] = mapped_column(String(20))
     exchange: Mapped[str] = mapped_column(String(50))

@@ -6,6 +6,7 @@ connection), which is how ``DatabaseManager.migrate()`` and the CLI share one co
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 MIGRATIONS_DIR = Path(__file__).parent
+_VIEW_OR_PARTITION = re.compile(r"^(v_\w+|ohlcv_p\d{8})$")
 
 
 def alembic_config(connection: Connection | None = None, url: str | None = None) -> Config:
@@ -29,11 +31,11 @@ def alembic_config(connection: Connection | None = None, url: str | None = None)
 
 
 def object_filter(dialect: str) -> Callable[[object, str | None, str, bool, object], bool]:
-    """What autogenerate compares on ``dialect``: not the views (the migrations own them), and
-    not objects the models create on other dialects only (the GIN indexes)."""
+    """What autogenerate compares on ``dialect``: not the views and candle partitions (the
+    migrations own them), and not objects the models create on other dialects only (GIN)."""
 
     def include(obj: object, name: str | None, kind: str, reflected: bool, other: object) -> bool:
-        if kind == "table" and name is not None and name.startswith("v_"):
+        if kind == "table" and name is not None and _VIEW_OR_PARTITION.match(name):
             return False
         only_on = getattr(getattr(obj, "_ddl_if", None), "dialect", None)
         return only_on is None or only_on == dialect

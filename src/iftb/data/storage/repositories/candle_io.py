@@ -1,8 +1,9 @@
 """Candle rows on the hot paths: the one place where the two backends differ in how rows travel.
 
 Writes: PostgreSQL gets binary COPY on the session's own asyncpg connection (inside its
-transaction); an upsert copies into a per-connection staging table, then merges with one
-``INSERT ... SELECT ... ON CONFLICT DO UPDATE``. SQLite gets one ``executemany`` per chunk of
+transaction), once the months the batch reaches have partitions; an upsert copies into a
+per-connection staging table, then merges with one ``INSERT ... SELECT ... ON CONFLICT DO
+UPDATE``. SQLite gets one ``executemany`` per chunk of
 values already in their stored form (``types``).
 
 Reads: the selected columns skip SQLAlchemy's per-value type processing (``raw_columns``) and
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from iftb.data.storage.models import OHLCVModel
 from iftb.data.storage.records import OHLCVBar
+from iftb.data.storage.repositories.candle_partitions import ensure_partitions
 from iftb.data.storage.types import datetime_to_sqlite_text, decimal_to_text
 
 KEY_COLUMNS = ("symbol", "exchange", "timeframe", "timestamp")
@@ -52,11 +54,11 @@ class _PostgresWriter:
     _STAGE = "iftb_ohlcv_stage"
 
     async def insert(self, connection: AsyncConnection, bars: Sequence[OHLCVBar]) -> None:
-        driver = await _asyncpg(connection)
+        driver = await _partitioned_for(connection, bars)
         await driver.copy_records_to_table("ohlcv", records=_tuples(bars), columns=COLUMNS)
 
     async def upsert(self, connection: AsyncConnection, bars: Sequence[OHLCVBar]) -> None:
-        driver = await _asyncpg(connection)
+        driver = await _partitioned_for(connection, bars)
         # A temporary table lives as long as the connection: created once, emptied per use.
         await driver.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {self._STAGE} ON COMMIT DELETE ROWS AS "
@@ -121,8 +123,12 @@ def _sqlite_row(bar: OHLCVBar) -> tuple[Any, ...]:
     )
 
 
-async def _asyncpg(connection: AsyncConnection) -> Any:
-    """The asyncpg connection under the session's connection (same transaction)."""
+async def _partitioned_for(connection: AsyncConnection, bars: Sequence[OHLCVBar]) -> Any:
+    """The asyncpg connection under the session's (same transaction), once every month the
+    batch reaches has its partition: no write may fail for want of one."""
+    first = min(bar.timestamp for bar in bars)
+    last = max(bar.timestamp for bar in bars)
+    await ensure_partitions(connection, first, last)
     raw = await connection.get_raw_connection()
     return raw.driver_connection
 

@@ -9,22 +9,29 @@ computed in SQL; only their few result rows reach Python.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, delete, func, select
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql import ColumnElement, Executable
 
 from iftb.data.storage.errors import DuplicateError, ValidationError, translated_errors
 from iftb.data.storage.models import OHLCVModel
 from iftb.data.storage.records import Gap, OHLCVBar, ResampledBar, SeriesCoverage
 from iftb.data.storage.repositories.base import Repository, checked_limit
 from iftb.data.storage.repositories.candle_io import bar_reader, candle_writer, raw_columns
+from iftb.data.storage.repositories.candle_partitions import (
+    Partition,
+    drop_whole_partitions,
+    ensure_partitions,
+    list_partitions,
+)
 from iftb.data.storage.repositories.candle_sql import gap_rows, resample_rows
 from iftb.data.storage.timeframes import Timeframe, parse_timeframe
 from iftb.data.storage.validation import aware_utc
 
 Key = tuple[str, str, str, datetime]
+_TICK = timedelta(microseconds=1)
 
 
 class OHLCVRepository(Repository):
@@ -131,13 +138,55 @@ class OHLCVRepository(Repository):
     async def delete_range(
         self, symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str = "binance"
     ) -> int:
-        """Delete candles opening in ``[start, end]``; returns how many went (retention)."""
+        """Delete candles opening in ``[start, end]``; returns how many went (retention).
+
+        On PostgreSQL, a partition wholly inside the range that holds only this series is
+        dropped rather than emptied row by row.
+        """
+        start, end = aware_utc("start", start), aware_utc("end", end)
         statement = delete(OHLCVModel).where(
-            _series(symbol, timeframe, exchange),
-            OHLCVModel.timestamp.between(aware_utc("start", start), aware_utc("end", end)),
+            _series(symbol, timeframe, exchange), OHLCVModel.timestamp.between(start, end)
         )
-        result = await self._execute(statement)
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return await self._retain(statement, start, end, (symbol, exchange, timeframe))
+
+    async def purge(self, older_than: datetime) -> int:
+        """Delete the candles of every series opening before ``older_than``; returns how many
+        went. On PostgreSQL whole partitions are dropped, and only the rest is deleted."""
+        cutoff = aware_utc("older_than", older_than)
+        statement = delete(OHLCVModel).where(OHLCVModel.timestamp < cutoff)
+        return await self._retain(statement, datetime.min.replace(tzinfo=UTC), cutoff - _TICK)
+
+    async def create_partitions(self, until: datetime) -> int:
+        """Create the candle partitions from now to ``until`` ahead of time (PostgreSQL; a
+        write reaching a month without one creates it too). Returns how many were new."""
+        if self.dialect == "sqlite":
+            return 0
+        with translated_errors():
+            connection = await self._session.connection()
+            return await ensure_partitions(connection, datetime.now(UTC), aware_utc("until", until))
+
+    async def get_partitions(self) -> list[Partition]:
+        """The candle table's partitions, oldest first (none on SQLite)."""
+        if self.dialect == "sqlite":
+            return []
+        with translated_errors():
+            return await list_partitions(await self._session.connection())
+
+    async def _retain(
+        self,
+        rows: Executable,
+        start: datetime,
+        end: datetime,
+        series: tuple[str, str, str] | None = None,
+    ) -> int:
+        with translated_errors():
+            async with self._session.begin_nested():
+                connection = await self._session.connection()
+                dropped = 0
+                if self.dialect != "sqlite":
+                    dropped = await drop_whole_partitions(connection, start, end, series)
+                deleted = await connection.execute(rows)
+        return dropped + int(deleted.rowcount)
 
     async def get_gaps(
         self,

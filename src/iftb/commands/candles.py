@@ -208,7 +208,8 @@ def gaps_table(found: list[Gap], title: str) -> Table:
     table = folding_table("first missing", "last missing", "missing", title=title)
     for gap in found:
         table.add_row(when(gap.start), when(gap.end), f"{gap.missing:,}")
-    table.caption = f"{len(found)} gaps, {sum(g.missing for g in found):,} candles missing"
+    runs = f"{len(found)} gap" + ("" if len(found) == 1 else "s")
+    table.caption = f"{runs}, {sum(g.missing for g in found):,} candles missing"
     return table
 
 

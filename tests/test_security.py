@@ -124,6 +124,17 @@ async def test_the_bot_role_does_its_work_and_cannot_change_the_schema(
                               action="open", entry_price=Decimal(1), quantity=Decimal(1))
                     )  # fmt: skip
                     await session.execute(text("SELECT count(*) FROM v_active_positions"))
+                async with bot.get_session() as session:  # retention by partition, no DDL right
+                    january = (
+                        datetime(2024, 1, 1, tzinfo=UTC),
+                        datetime(2024, 1, 31, 23, tzinfo=UTC),
+                    )
+                    assert (
+                        await OHLCVRepository(session).delete_range("BTCUSDT", "1h", *january) == 1
+                    )
+                    assert "ohlcv_p20240101" not in {
+                        p.name for p in await OHLCVRepository(session).get_partitions()
+                    }
                 for ddl in (
                     "DROP TABLE ohlcv",
                     "CREATE TABLE intruder (id int)",

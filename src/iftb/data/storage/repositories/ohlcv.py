@@ -147,7 +147,12 @@ class OHLCVRepository(Repository):
         statement = delete(OHLCVModel).where(
             _series(symbol, timeframe, exchange), OHLCVModel.timestamp.between(start, end)
         )
-        return await self._retain(statement, start, end, (symbol, exchange, timeframe))
+        # a partition holding only this series has no candle between ``end`` and the next one
+        tf = parse_timeframe(timeframe)
+        last_open_covered = tf.shift(tf.floor(end)) - _TICK
+        return await self._retain(
+            statement, start, last_open_covered, (symbol, exchange, timeframe)
+        )
 
     async def purge(self, older_than: datetime) -> int:
         """Delete the candles of every series opening before ``older_than``; returns how many

@@ -20,7 +20,7 @@ from datetime import datetime
 from decimal import Context, Decimal, localcontext
 from typing import Any
 
-from sqlalchemy import Integer
+from sqlalchemy import Boolean, Integer, literal_column
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -162,6 +162,35 @@ def _compile_epoch(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> 
 @compiles(epoch_seconds, "sqlite")
 def _compile_epoch_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
     return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
+
+
+class apart_more_than(FunctionElement[bool]):
+    """``later - earlier`` exceeds a whole number of seconds, for ``UTCDateTime`` columns.
+
+    Compares durations directly (no per-row conversion to epoch numbers, which costs more than
+    the rest of a gap scan); ``seconds`` is a trusted int from the timeframe table, inlined.
+    """
+
+    type = Boolean()
+    name = "apart_more_than"
+    inherit_cache = True
+
+    def __init__(self, later: Any, earlier: Any, seconds: int) -> None:
+        # the seconds as a literal clause, so they are part of the statement's cache key
+        super().__init__(later, earlier, literal_column(str(int(seconds))))
+
+
+@compiles(apart_more_than)
+def _compile_apart(element: apart_more_than, compiler: SQLCompiler, **kw: Any) -> str:
+    later, earlier, seconds = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({later} - {earlier}) > make_interval(secs => {seconds})"
+
+
+@compiles(apart_more_than, "sqlite")
+def _compile_apart_sqlite(element: apart_more_than, compiler: SQLCompiler, **kw: Any) -> str:
+    later, earlier, seconds = (compiler.process(c, **kw) for c in element.clauses)
+    # julianday is a double of days; half a second of slack absorbs its rounding
+    return f"(julianday({later}) - julianday({earlier})) * 86400.0 > {seconds} + 0.5"
 
 
 class month_index(FunctionElement[int]):

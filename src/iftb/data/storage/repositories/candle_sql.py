@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, Select, case, func, or_, select
 
 from iftb.data.storage.models import OHLCVModel
 from iftb.data.storage.sql_functions import (
+    apart_more_than,
     dec_max,
     dec_min,
     dec_sum,
@@ -36,20 +37,24 @@ def gap_rows(
     timeframe: Timeframe, series: ColumnElement[bool], window: ColumnElement[bool] | None
 ) -> Select[Any]:
     """Stored candles followed by a hole (``ts``, ``next_ts``), plus the last stored candle
-    (``next_ts`` NULL); every row carries the first stored candle (``first_ts``)."""
+    (``next_ts`` NULL). One window function over the key index; the comparison costs no more
+    than a subtraction per row (a second window, or epoch arithmetic, would cost several
+    times the scan)."""
     timestamp = OHLCVModel.timestamp
     stored = select(
         timestamp.label("ts"),
         func.lead(timestamp, type_=UTCDateTime()).over(order_by=timestamp).label("next_ts"),
-        func.first_value(timestamp, type_=UTCDateTime()).over(order_by=timestamp).label("first_ts"),
     ).where(series)
     if window is not None:
         stored = stored.where(window)
     steps = stored.subquery("steps")
-    jump = candle_number(timeframe, steps.c.next_ts) - candle_number(timeframe, steps.c.ts)
+    if timeframe.seconds is None:  # months differ in length: compare month numbers
+        jump = candle_number(timeframe, steps.c.next_ts) - candle_number(timeframe, steps.c.ts) > 1
+    else:
+        jump = apart_more_than(steps.c.next_ts, steps.c.ts, timeframe.seconds)
     return (
-        select(steps.c.ts, steps.c.next_ts, steps.c.first_ts)
-        .where(or_(steps.c.next_ts.is_(None), jump > 1))
+        select(steps.c.ts, steps.c.next_ts)
+        .where(or_(steps.c.next_ts.is_(None), jump))
         .order_by(steps.c.ts)
     )
 

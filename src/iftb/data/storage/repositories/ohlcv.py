@@ -207,16 +207,20 @@ class OHLCVRepository(Repository):
         lower = tf.ceil(aware_utc("start", start)) if start is not None else None
         upper = tf.floor(aware_utc("end", end)) if end is not None else None
         window = _window(lower, upper)
-        rows = await self._execute(gap_rows(tf, _series(symbol, timeframe, exchange), window))
-        stored = rows.all()
+        series = _series(symbol, timeframe, exchange)
+        stored = (await self._execute(gap_rows(tf, series, window))).all()
         if not stored:
             if lower is None or upper is None or lower > upper:
                 return []
             return [_gap(tf, lower, upper)]
         gaps = []
-        first_stored = stored[0].first_ts
-        if lower is not None and first_stored > lower:
-            gaps.append(_gap(tf, lower, tf.shift(first_stored, -1)))
+        if lower is not None:  # candles missing between the window's start and the first one
+            first = select(func.min(OHLCVModel.timestamp)).where(
+                series, OHLCVModel.timestamp >= lower
+            )
+            first_stored = (await self._execute(first)).scalar_one()
+            if first_stored > lower:
+                gaps.append(_gap(tf, lower, tf.shift(first_stored, -1)))
         for row in stored:
             if row.next_ts is not None:
                 gaps.append(_gap(tf, tf.shift(row.ts, 1), tf.shift(row.next_ts, -1)))

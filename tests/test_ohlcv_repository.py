@@ -175,13 +175,16 @@ async def test_get_latest_is_newest_first_and_limited(session: AsyncSession) -> 
     assert await repo.get_latest("BTCUSDT", "4h") == []
 
 
-async def test_stream_range_yields_everything_in_order_in_chunks(session: AsyncSession) -> None:
+@pytest.mark.parametrize("chunk_size", [7, 10, 50, 100])
+async def test_stream_range_yields_everything_in_order_in_chunks(
+    session: AsyncSession, chunk_size: int
+) -> None:
     repo = OHLCVRepository(session)
     await repo.insert_many(hourly(50))
     streamed = [
         bar
         async for bar in repo.stream_range(
-            "BTCUSDT", "1h", T0, T0 + timedelta(days=9), chunk_size=7
+            "BTCUSDT", "1h", T0, T0 + timedelta(days=9), chunk_size=chunk_size
         )
     ]
     assert streamed == await repo.get_range("BTCUSDT", "1h", T0, T0 + timedelta(days=9))

@@ -90,13 +90,24 @@ class OHLCVRepository(Repository):
         *,
         chunk_size: int = 10_000,
     ) -> AsyncIterator[OHLCVBar]:
-        """Like ``get_range`` but in constant memory: a server-side cursor read in chunks."""
+        """Like ``get_range`` but in constant memory: a server-side cursor on PostgreSQL,
+        keyset reads of ``chunk_size`` candles on SQLite (each one index range scan)."""
         statement = self._range(symbol, timeframe, start, end, exchange).order_by(
             OHLCVModel.timestamp
         )
+        read = bar_reader(self.dialect)
+        if self.dialect == "sqlite":
+            after: datetime | None = None
+            while True:
+                page = statement if after is None else statement.where(OHLCVModel.timestamp > after)
+                bars = [read(row) for row in await self._execute(page.limit(chunk_size))]
+                for bar in bars:
+                    yield bar
+                if len(bars) < chunk_size:
+                    return
+                after = bars[-1].timestamp
         with translated_errors():
             result = await self._session.stream(statement.execution_options(yield_per=chunk_size))
-            read = bar_reader(self.dialect)
             async for partition in result.partitions():
                 for row in partition:
                     yield read(row)

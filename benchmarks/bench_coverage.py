@@ -1,0 +1,56 @@
+"""get_coverage over every stored series: the query a dashboard runs, timed on the whole table.
+
+With ``--large`` (PostgreSQL only) the table is refilled with 10M candles first (ten series of
+1M, seeded by COPY) for the "under 1 s on 10M rows" target; otherwise the figure is for what the
+earlier phases left behind, and labelled so.
+"""
+
+from __future__ import annotations
+
+from benchmarks.bench_series import coverage_target
+from benchmarks.candles import native_rows
+from benchmarks.config import Sizes
+from benchmarks.databases import Database, refresh_statistics
+from benchmarks.results import BackendResults, Figure
+from benchmarks.timing import Case, repeat
+from iftb.data.storage import OHLCVRepository
+
+LARGE_SERIES_ROWS = 1_000_000
+"""Candles per series of the large table."""
+
+
+async def run(db: Database, sizes: Sizes, out: BackendResults, stored: int) -> None:
+    """Time ``get_coverage()`` of all series over the ``stored`` candles in the table."""
+    covered: dict[str, int] = {}
+
+    async def coverage() -> None:
+        async with db.manager.get_session() as session:
+            series = await OHLCVRepository(session).get_coverage()
+        covered["rows"] = sum(found.count for found in series)
+
+    await coverage()
+    samples = await repeat(sizes.repetitions, Case(coverage))
+    if covered["rows"] != stored:
+        raise RuntimeError(f"get_coverage counted {covered['rows']:,} candles, stored {stored:,}")
+    out.figures.append(
+        Figure(
+            f"get_coverage (all series, {stored:,} rows)",
+            stored,
+            samples,
+            None,
+            target=coverage_target(db.backend, stored, samples.median),
+        )
+    )
+
+
+async def seed_large(db: Database, sizes: Sizes) -> int:
+    """Replace the candles with ``sizes.coverage_rows`` of them in 1M-candle series."""
+    await db.raw.clear_candles()
+    stored = 0
+    for number in range(0, sizes.coverage_rows, LARGE_SERIES_ROWS):
+        count = min(LARGE_SERIES_ROWS, sizes.coverage_rows - number)
+        stored += await db.raw.load(
+            native_rows(f"LARGE{number // LARGE_SERIES_ROWS:03d}", 0, count)
+        )
+    await refresh_statistics(db)
+    return stored

@@ -283,3 +283,24 @@ def test_partitions_and_candle_retention(
     result = invoke("purge", "--candles-older-than", "1d")
     assert result.exit_code == 0 and f"purged {ROWS} candles" in result.output
     assert stored(invoke) == []
+
+
+def test_schema_commands_walk_the_revisions(invoke: Invoke) -> None:
+    result = invoke("downgrade", "base")
+    assert result.exit_code == 0 and "revision base" in result.output, result.output
+    assert "database: empty" in invoke("current").output
+    result = invoke("upgrade")
+    assert result.exit_code == 0 and "revision 0002" in result.output, result.output
+    assert "up to date" in invoke("current").output
+
+
+def test_rollup_daily_stores_a_day_from_the_closed_trades(invoke: Invoke) -> None:
+    assert invoke("demo", "--days", "3").exit_code == 0
+    result = invoke(
+        "rollup-daily", "--date", "2019-10-15", "--exchange", "coinbase",
+        "--starting-balance", "10000",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "total trades" in result.output and "ending balance" in result.output
+    result = invoke("rollup-daily", "--date", "not-a-day")
+    assert result.exit_code == 1 and "--date" in result.output

@@ -97,15 +97,22 @@ class OHLCVRepository(Repository):
         )
         read = bar_reader(self.dialect)
         if self.dialect == "sqlite":
-            after: datetime | None = None
+            page = statement.limit(chunk_size)
+            series, upper = _series(symbol, timeframe, exchange), aware_utc("end", end)
             while True:
-                page = statement if after is None else statement.where(OHLCVModel.timestamp > after)
-                bars = [read(row) for row in await self._execute(page.limit(chunk_size))]
+                bars = [read(row) for row in await self._execute(page)]
                 for bar in bars:
                     yield bar
                 if len(bars) < chunk_size:
                     return
-                after = bars[-1].timestamp
+                # the next page starts after the last candle: one index seek, not a re-scan
+                page = (
+                    select(*raw_columns())
+                    .where(series, OHLCVModel.timestamp > bars[-1].timestamp)
+                    .where(OHLCVModel.timestamp <= upper)
+                    .order_by(OHLCVModel.timestamp)
+                    .limit(chunk_size)
+                )
         with translated_errors():
             result = await self._session.stream(statement.execution_options(yield_per=chunk_size))
             async for partition in result.partitions():

@@ -272,20 +272,34 @@ def export_candles(
             fail("Parquet export needs pyarrow: pip install 'iftb[parquet]'")
 
     async def work() -> int:
-        lower = parse_moment("--start", start) if start else None
-        upper = parse_moment("--end", end) if end else None
         async with open_database(database_url) as manager, manager.get_session() as session:
             repo = OHLCVRepository(session)
-            coverage = await repo.get_coverage(symbol, timeframe, exchange)
-            if not coverage:
+            window = await _window(repo, symbol, timeframe, exchange, start, end)
+            if window is None:
                 return 0
-            bars = repo.stream_range(
-                symbol, timeframe, lower or coverage[0].first, upper or coverage[0].last, exchange
-            )
+            bars = repo.stream_range(symbol, timeframe, *window, exchange)
             return await (_write_parquet(out, bars) if parquet else _write_csv(out, bars))
 
     written = run(work)
     console.print(f"{written:,} candles written to {out}")
+
+
+async def _window(
+    repo: OHLCVRepository,
+    symbol: str,
+    timeframe: str,
+    exchange: str,
+    start: str | None,
+    end: str | None,
+) -> tuple[datetime, datetime] | None:
+    """``--start``/``--end``, each defaulting to the series' first/last stored candle; None
+    when the series has no candles."""
+    lower = parse_moment("--start", start) if start else None
+    upper = parse_moment("--end", end) if end else None
+    coverage = await repo.get_coverage(symbol, timeframe, exchange)
+    if not coverage:
+        return None
+    return lower or coverage[0].first, upper or coverage[0].last
 
 
 async def _write_csv(out: Path, bars: AsyncIterator[OHLCVBar]) -> int:
@@ -374,11 +388,10 @@ def chart(
     async def work() -> int:
         async with open_database(database_url) as manager, manager.get_session() as session:
             repo = OHLCVRepository(session)
-            coverage = await repo.get_coverage(symbol, timeframe, exchange)
-            if not coverage:
+            window = await _window(repo, symbol, timeframe, exchange, start, end)
+            if window is None:
                 fail(f"no {symbol} {timeframe} candles on {exchange}")
-            lower = parse_moment("--start", start) if start else coverage[0].first
-            upper = parse_moment("--end", end) if end else coverage[0].last
+            lower, upper = window
             bars = await repo.get_range(symbol, timeframe, lower, upper, exchange)
             found = await repo.get_gaps(symbol, timeframe, exchange, lower, upper)
         draw_candles(bars, found, timeframe, out, title=f"{symbol} {timeframe} ({exchange})")

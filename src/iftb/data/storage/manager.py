@@ -279,9 +279,7 @@ class DatabaseManager:
             async with engine.connect() as connection:
                 return await diagnose(connection, settings)
         except Exception as exc:
-            raise (
-                self._connection_error(exc) if _is_connection_problem(exc) else translate(exc)
-            ) from exc
+            raise self._storage_error(exc) from exc
 
     # --- internals -------------------------------------------------------------------------
 
@@ -330,8 +328,7 @@ class DatabaseManager:
             async with engine.begin() as connection:
                 await connection.run_sync(migrations.upgrade, revision)
         except Exception as exc:
-            error = self._connection_error(exc) if _is_connection_problem(exc) else translate(exc)
-            raise error from exc
+            raise self._storage_error(exc) from exc
         log.info("schema migrated", url=self.safe_url, revision=revision)
 
     async def _check_schema(self, engine: AsyncEngine) -> None:
@@ -349,6 +346,12 @@ class DatabaseManager:
             await self._engine.dispose()
         self._engine = None
         self._sessions = None
+
+    def _storage_error(self, exc: Exception) -> StorageError:
+        """An unreachable server as the error naming where; anything else translated."""
+        if _is_connection_problem(exc):
+            return self._connection_error(exc)
+        return translate(exc)
 
     def _connection_error(self, exc: BaseException) -> DatabaseConnectionError:
         """A clear error naming host, port, database and user — never the password."""

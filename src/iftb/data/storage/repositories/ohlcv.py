@@ -76,9 +76,7 @@ class OHLCVRepository(Repository):
     ) -> list[OHLCVBar]:
         """Candles opening in ``[start, end]`` (both inclusive), oldest first."""
         statement = self._range(symbol, timeframe, start, end, exchange)
-        rows = await self._execute(statement.order_by(OHLCVModel.timestamp))
-        read = bar_reader(self.dialect)
-        return [read(row) for row in rows]
+        return await self._bars(statement.order_by(OHLCVModel.timestamp))
 
     async def stream_range(
         self,
@@ -97,21 +95,17 @@ class OHLCVRepository(Repository):
         )
         read = bar_reader(self.dialect)
         if self.dialect == "sqlite":
-            page = statement.limit(chunk_size)
-            series, upper = _series(symbol, timeframe, exchange), aware_utc("end", end)
+            page = statement
             while True:
-                bars = [read(row) for row in await self._execute(page)]
+                bars = await self._bars(page.limit(chunk_size))
                 for bar in bars:
                     yield bar
                 if len(bars) < chunk_size:
                     return
                 # the next page starts after the last candle: one index seek, not a re-scan
-                page = (
-                    select(*raw_columns())
-                    .where(series, OHLCVModel.timestamp > bars[-1].timestamp)
-                    .where(OHLCVModel.timestamp <= upper)
-                    .order_by(OHLCVModel.timestamp)
-                    .limit(chunk_size)
+                after = bars[-1].timestamp + _TICK
+                page = self._range(symbol, timeframe, after, end, exchange).order_by(
+                    OHLCVModel.timestamp
                 )
         with translated_errors():
             result = await self._session.stream(statement.execution_options(yield_per=chunk_size))
@@ -129,9 +123,7 @@ class OHLCVRepository(Repository):
             .order_by(OHLCVModel.timestamp.desc())
             .limit(checked_limit(limit))
         )
-        rows = await self._execute(statement)
-        read = bar_reader(self.dialect)
-        return [read(row) for row in rows]
+        return await self._bars(statement)
 
     async def get_last_timestamp(
         self, symbol: str, timeframe: str, exchange: str = "binance"
@@ -147,10 +139,7 @@ class OHLCVRepository(Repository):
         self, symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str = "binance"
     ) -> int:
         """How many candles open in ``[start, end]`` (an index-only count)."""
-        statement = select(func.count()).where(
-            _series(symbol, timeframe, exchange),
-            OHLCVModel.timestamp.between(aware_utc("start", start), aware_utc("end", end)),
-        )
+        statement = select(func.count()).where(_in_range(symbol, timeframe, start, end, exchange))
         return int((await self._execute(statement)).scalar_one())
 
     async def delete_range(
@@ -162,9 +151,7 @@ class OHLCVRepository(Repository):
         dropped rather than emptied row by row.
         """
         start, end = aware_utc("start", start), aware_utc("end", end)
-        statement = delete(OHLCVModel).where(
-            _series(symbol, timeframe, exchange), OHLCVModel.timestamp.between(start, end)
-        )
+        statement = delete(OHLCVModel).where(_in_range(symbol, timeframe, start, end, exchange))
         # a partition holding only this series has no candle between ``end`` and the next one
         tf = parse_timeframe(timeframe)
         last_open_covered = tf.shift(tf.floor(end)) - _TICK
@@ -300,8 +287,7 @@ class OHLCVRepository(Repository):
         """
         source, target = parse_timeframe(source_timeframe), parse_timeframe(target_timeframe)
         _check_resample(source, target)
-        window = self._range(symbol, source_timeframe, start, end, exchange).whereclause
-        assert window is not None
+        window = _in_range(symbol, source_timeframe, start, end, exchange)
         rows = await self._execute(resample_rows(source, target, window))
         resampled = []
         for row in rows.mappings():
@@ -326,10 +312,12 @@ class OHLCVRepository(Repository):
     def _range(
         self, symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str
     ) -> Select[Any]:
-        return select(*raw_columns()).where(
-            _series(symbol, timeframe, exchange),
-            OHLCVModel.timestamp.between(aware_utc("start", start), aware_utc("end", end)),
-        )
+        return select(*raw_columns()).where(_in_range(symbol, timeframe, start, end, exchange))
+
+    async def _bars(self, statement: Select[Any]) -> list[OHLCVBar]:
+        """Run a select of ``raw_columns()`` and read its rows into records."""
+        read = bar_reader(self.dialect)
+        return [read(row) for row in await self._execute(statement)]
 
     async def _bulk_write(self, batch: list[OHLCVBar], *, upsert: bool) -> None:
         if not batch:
@@ -379,6 +367,16 @@ def _series(symbol: str, timeframe: str, exchange: str) -> ColumnElement[bool]:
         OHLCVModel.symbol == symbol,
         OHLCVModel.exchange == exchange,
         OHLCVModel.timeframe == parse_timeframe(timeframe).code,
+    )
+
+
+def _in_range(
+    symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str
+) -> ColumnElement[bool]:
+    """One series' candles opening in ``[start, end]``: a single range of the key index."""
+    return and_(
+        _series(symbol, timeframe, exchange),
+        OHLCVModel.timestamp.between(aware_utc("start", start), aware_utc("end", end)),
     )
 
 

@@ -206,3 +206,12 @@ async def test_database_outage_neither_raises_nor_loses_nor_recurses(
     assert sorted(event.message for event in events) == sorted(
         f"during outage {n}" for n in range(20)
     )  # nothing lost, and nothing the failing writes logged came back through the bridge
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"queue_size": 0}, {"batch_size": 0}, {"flush_interval": 0}, {"retry_delay": -1}],
+)
+async def test_nonsensical_settings_are_refused(db: DatabaseManager, options: dict) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ValueError, match="must be"):
+        DatabaseLogHandler(db, **options)

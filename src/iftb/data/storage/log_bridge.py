@@ -69,6 +69,12 @@ class DatabaseLogHandler(logging.Handler):
         retry_delay: float = 0.5,
         shutdown_timeout: float = 10.0,
     ) -> None:
+        if queue_size < 1 or batch_size < 1:
+            raise ValueError(
+                f"queue_size and batch_size must be ≥ 1 (got {queue_size}, {batch_size})"
+            )
+        if flush_interval <= 0 or retry_delay < 0 or shutdown_timeout < 0:
+            raise ValueError("flush_interval must be > 0, retry_delay and shutdown_timeout ≥ 0")
         super().__init__(level)
         self.set_name("iftb-database")
         self._manager = manager

@@ -20,9 +20,8 @@ from tests.conftest import scratch_postgres_database
 from tests.support.pg_cluster import PostgresServer, pg_dump_schema, run_psql
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_SQL = [
-    ROOT / "migrations" / name for name in ("001_initial_schema.sql", "002_partitioned_ohlcv.sql")
-]
+# One reference file per revision, applied in revision order (001_..., 002_..., ...).
+REFERENCE_SQL = sorted((ROOT / "migrations").glob("[0-9][0-9][0-9]_*.sql"))
 PARTITION = re.compile(r"^ohlcv_p\d{8}$")
 TABLES = {"ohlcv", "trades", "positions", "llm_analysis_log", "system_events", "daily_performance"}
 VIEWS = {"v_active_positions", "v_recent_trades"}

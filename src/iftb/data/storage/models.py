@@ -48,7 +48,9 @@ NAMING_CONVENTION = {
 Money = ExactNumeric(20, 8)
 Score = ExactNumeric(5, 4)
 Leverage = ExactNumeric(5, 2)
-Percent = ExactNumeric(10, 4)
+# Percentages and ratios the layer computes (PnL %, drawdown, Sharpe, profit factor): wide
+# enough for a 125x trade after a large move (migration 0003).
+Percent = ExactNumeric(20, 4)
 Cost = ExactNumeric(10, 6)
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
@@ -148,6 +150,7 @@ class TradeModel(_Row, Base):
     updated_at: Mapped[datetime | None] = mapped_column(
         UTCDateTime, server_default=utcnow(), server_onupdate=FetchedValue()
     )
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
 
 class PositionModel(_Row, Base):
@@ -188,6 +191,7 @@ class PositionModel(_Row, Base):
     last_updated: Mapped[datetime | None] = mapped_column(
         UTCDateTime, server_default=utcnow(), server_onupdate=FetchedValue()
     )
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
 
 class LLMAnalysisLogModel(_Row, Base):

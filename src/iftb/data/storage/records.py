@@ -206,6 +206,9 @@ class Trade(_Validated):
     id: int | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    version: int | None = None
+    """The stored row's version (set by the database); an update based on an older version is
+    refused with ConflictError."""
 
     def _check_invariants(self) -> None:
         positive("entry_price", self.entry_price)
@@ -254,6 +257,8 @@ class Position(_Validated):
     id: int | None = None
     created_at: datetime | None = None
     last_updated: datetime | None = None
+    version: int | None = None
+    """The stored row's version; ``update_position`` writes only over this version."""
 
     def _check_invariants(self) -> None:
         positive("entry_price", self.entry_price)

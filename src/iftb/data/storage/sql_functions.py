@@ -20,7 +20,7 @@ from datetime import datetime
 from decimal import Context, Decimal, localcontext
 from typing import Any
 
-from sqlalchemy import Boolean, Integer, literal_column
+from sqlalchemy import BigInteger, Boolean, Integer, literal_column
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -104,6 +104,16 @@ class dec_round(_DecimalFunction):
     inherit_cache = True
 
 
+class dec_within(_DecimalFunction):
+    """The value when its absolute value is below a bound, else NULL: a derived value that its
+    column could not hold is stored as unknown instead of failing the whole statement (and on
+    SQLite, instead of being stored beyond the column's precision)."""
+
+    name = "dec_within"
+    native = "(CASE WHEN abs({0}) < {1} THEN {0} END)"
+    inherit_cache = True
+
+
 class dec_sign(_DecimalFunction):
     """-1, 0 or 1: the exact sign, for filters such as "winning trades"."""
 
@@ -162,6 +172,31 @@ def _compile_epoch(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> 
 @compiles(epoch_seconds, "sqlite")
 def _compile_epoch_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
     return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
+
+
+class epoch_microseconds(FunctionElement[int]):
+    """Microseconds since the Unix epoch of a ``UTCDateTime`` column, exactly, as an integer:
+    durations computed from it agree to the microsecond on both backends."""
+
+    type = BigInteger()
+    name = "epoch_microseconds"
+    inherit_cache = True
+
+
+@compiles(epoch_microseconds)
+def _compile_epoch_us(element: epoch_microseconds, compiler: SQLCompiler, **kw: Any) -> str:
+    # EXTRACT returns an exact numeric (PostgreSQL 14+): no float on the way
+    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) * 1000000 AS BIGINT)"
+
+
+@compiles(epoch_microseconds, "sqlite")
+def _compile_epoch_us_sqlite(element: epoch_microseconds, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.clauses, **kw)
+    # the stored text is 'YYYY-MM-DD HH:MM:SS.ffffff': whole seconds, then the fraction's digits
+    return (
+        f"(CAST(strftime('%s', {column}) AS INTEGER) * 1000000 "
+        f"+ CAST(substr({column}, 21, 6) AS INTEGER))"
+    )
 
 
 class apart_more_than(FunctionElement[bool]):
@@ -229,7 +264,9 @@ def _dec(value: Any) -> Decimal | None:
 
 
 def _text(value: Decimal | None) -> str | None:
-    return None if value is None else format(value, "f")
+    if value is None:
+        return None
+    return format(value.copy_abs() if value.is_zero() else value, "f")  # no "-0" on SQLite
 
 
 class _Sum:
@@ -317,6 +354,13 @@ def _round(value: Any, places: Any) -> str | None:
         return _text(number.quantize(Decimal(1).scaleb(-int(places))))
 
 
+def _within(value: Any, bound: Any) -> str | None:
+    number = _dec(value)
+    if number is None or abs(number) >= _dec(bound):  # type: ignore[operator]
+        return None
+    return _text(number)
+
+
 def _sign(value: Any) -> int | None:
     number = _dec(value)
     return None if number is None else (number > 0) - (number < 0)
@@ -334,4 +378,5 @@ def register_sqlite_functions(connection: sqlite3.Connection) -> None:
     connection.create_function("iftb_dec_mul", 2, _binary(Decimal.__mul__), **deterministic)
     connection.create_function("iftb_dec_div", 2, _binary(_divide), **deterministic)
     connection.create_function("iftb_dec_round", 2, _round, **deterministic)
+    connection.create_function("iftb_dec_within", 2, _within, **deterministic)
     connection.create_function("iftb_dec_sign", 1, _sign, **deterministic)

@@ -58,6 +58,8 @@ def decimal_to_text(value: Decimal | int | str, quantum: Decimal | None) -> str:
     number = value if isinstance(value, Decimal) else Decimal(value)
     if quantum is not None:
         number = number.quantize(quantum)
+    if number.is_zero():
+        number = number.copy_abs()  # PostgreSQL's NUMERIC has no negative zero
     return format(number, "f")
 
 

@@ -23,8 +23,9 @@ from iftb.data.storage.validation import aware_utc
 
 RecordT = TypeVar("RecordT")
 
-# Set by the database, never by a caller: the key, the insertion time, the update triggers.
-GENERATED_COLUMNS = frozenset({"id", "created_at", "updated_at", "last_updated"})
+# Set by the database, never by a caller: the key, the insertion time, the update triggers and
+# the optimistic version (bumped by every repository update).
+GENERATED_COLUMNS = frozenset({"id", "created_at", "updated_at", "last_updated", "version"})
 
 
 class Repository:

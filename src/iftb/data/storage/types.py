@@ -35,6 +35,18 @@ class ExactNumeric(TypeDecorator[Decimal]):
         self.scale = scale
         self._quantum = Decimal(1).scaleb(-scale) if scale is not None else None
 
+    @property
+    def limit(self) -> Decimal | None:
+        """The exclusive bound on absolute values the column holds (None: unconstrained)."""
+        if self.precision is None:
+            return None
+        return Decimal(10) ** (self.precision - (self.scale or 0))
+
+    def holds(self, value: Decimal) -> bool:
+        """Whether ``value``, already at the column's scale, fits its integer digits."""
+        limit = self.limit
+        return limit is None or abs(value) < limit
+
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(String())

@@ -12,7 +12,7 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Executable, Result, delete, insert
+from sqlalchemy import ColumnElement, Executable, Result, delete, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
@@ -73,6 +73,32 @@ class Repository:
         statement = delete(model).where(created_at < aware_utc("older_than", older_than))
         result = await self._write(statement)
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def _update_if_current(
+        self,
+        model: type[DeclarativeBase],
+        record_type: type[RecordT],
+        current: Any,
+        values: Mapping[str, Any],
+        *conditions: ColumnElement[bool],
+    ) -> RecordT | None:
+        """Optimistic write: update the row ``current`` was read from, only if it is still at
+        the version read (and meets ``conditions``), bumping the version. None when it is not:
+        another writer got there first, and the caller decides which ConflictError that is.
+
+        A record without a version (built by hand, not read) is written over whatever is stored.
+        """
+        table = model.__table__
+        where = [table.c.id == current.id, *conditions]
+        if current.version is not None:
+            where.append(table.c.version == current.version)
+        statement = (
+            update(model)
+            .where(*where)
+            .values(dict(values) | touched(model) | {"version": table.c.version + 1})
+            .returning(*table.columns)
+        )
+        return one_or_none(record_type, await self._write(statement))
 
     def _insert(self, model: type[DeclarativeBase]) -> postgresql.Insert | sqlite.Insert:
         """The dialect's INSERT, which has ``on_conflict_do_update`` on both backends."""

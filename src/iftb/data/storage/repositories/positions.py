@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, insert, literal, select, update
 
 from iftb.data.storage.enums import PositionStatus, Side
-from iftb.data.storage.errors import ConflictError, NotFoundError, ValidationError
+from iftb.data.storage.errors import ConflictError, NotFoundError, StorageError, ValidationError
 from iftb.data.storage.models import PositionModel
 from iftb.data.storage.records import Position
 from iftb.data.storage.repositories.base import (
@@ -24,13 +24,15 @@ from iftb.data.storage.repositories.base import (
     record_values,
     touched,
 )
-from iftb.data.storage.sql_functions import dec_div, dec_mul, dec_round, dec_sub
+from iftb.data.storage.sql_functions import dec_div, dec_mul, dec_round, dec_sub, dec_within
+from iftb.data.storage.types import ExactNumeric
 from iftb.data.storage.validation import choice_rule, decimal_rule
 
 _COLUMNS = PositionModel.__table__.columns
 _WRITABLE = [name for name in _COLUMNS.keys() if name not in GENERATED_COLUMNS]  # noqa: SIM118
 _PRICE = decimal_rule("price", 20, 8)
 _IS_OPEN = PositionModel.status == PositionStatus.OPEN.value
+_NEXT_VERSION = {"version": PositionModel.version + 1}
 
 
 class PositionRepository(Repository):
@@ -62,21 +64,23 @@ class PositionRepository(Repository):
         return found[0] if found else None
 
     async def update_position(self, position: Position) -> Position:
-        """Insert a position without an id, or update the stored one; returns what is stored."""
+        """Insert a position without an id, or update the stored one; returns what is stored.
+
+        An update is written only over the version ``position`` was read at, and only while the
+        stored position is open: a stale copy gets a ``ConflictError`` instead of undoing newer
+        values, and a closed or liquidated position is never re-opened.
+        """
         position.validate()
         if position.id is None:
-            statement: Any = insert(PositionModel).values(record_values(position, PositionModel))
-        else:
-            values = {name: getattr(position, name) for name in _WRITABLE}
-            statement = (
-                update(PositionModel)
-                .where(PositionModel.id == position.id)
-                .values(values | touched(PositionModel))
-            )
-        stored = one_or_none(Position, await self._write(statement.returning(*_COLUMNS)))
-        if stored is None:
-            raise NotFoundError(f"no position with id {position.id}")
-        return stored
+            statement = insert(PositionModel).values(record_values(position, PositionModel))
+            stored = one_or_none(Position, await self._write(statement.returning(*_COLUMNS)))
+            assert stored is not None
+            return stored
+        values = {name: getattr(position, name) for name in _WRITABLE}
+        updated = await self._update_if_current(PositionModel, Position, position, values, _IS_OPEN)
+        if updated is None:
+            raise await self._refusal(position.id, position.version)
+        return updated
 
     async def close_position(
         self,
@@ -88,7 +92,7 @@ class PositionRepository(Repository):
         final = choice_rule("status", PositionStatus)(status)
         if final == PositionStatus.OPEN:
             raise ValidationError("status: closing needs 'closed' or 'liquidated'", field="status")
-        values: dict[str, Any] = {"status": final.value, **touched(PositionModel)}
+        values: dict[str, Any] = {"status": final.value, **_NEXT_VERSION, **touched(PositionModel)}
         if exit_price is not None:
             values |= _marked_values(_PRICE(exit_price))
         statement = (
@@ -98,15 +102,9 @@ class PositionRepository(Repository):
             .returning(*_COLUMNS)
         )
         closed = one_or_none(Position, await self._write(statement))
-        if closed is not None:
-            return closed
-        existing = await self._execute(
-            select(PositionModel.status).where(PositionModel.id == position_id)
-        )
-        current = existing.scalar()
-        if current is None:
-            raise NotFoundError(f"no position with id {position_id}")
-        raise ConflictError(f"position {position_id} is already {current}")
+        if closed is None:
+            raise await self._refusal(position_id)
+        return closed
 
     async def mark_to_market(self, symbol: str, price: Decimal, exchange: str = "binance") -> int:
         """Revalue every open position on ``symbol`` at ``price`` in one statement.
@@ -117,27 +115,51 @@ class PositionRepository(Repository):
         statement = (
             update(PositionModel)
             .where(_IS_OPEN, PositionModel.symbol == symbol, PositionModel.exchange == exchange)
-            .values(_marked_values(_PRICE(price)) | touched(PositionModel))
+            .values(_marked_values(_PRICE(price)) | _NEXT_VERSION | touched(PositionModel))
         )
         result = await self._write(statement)
         return int(result.rowcount)  # type: ignore[attr-defined]
 
+    async def _refusal(self, position_id: int, version: int | None = None) -> StorageError:
+        """Why a conditional write to position ``position_id`` changed nothing."""
+        found = await self._execute(
+            select(PositionModel.status, PositionModel.version).where(
+                PositionModel.id == position_id
+            )
+        )
+        row = found.one_or_none()
+        if row is None:
+            return NotFoundError(f"no position with id {position_id}")
+        if row.status != PositionStatus.OPEN:
+            return ConflictError(
+                f"position {position_id} is already {row.status}; a closed position is final"
+            )
+        return ConflictError(
+            f"position {position_id} changed since it was read (version {version}, now "
+            f"{row.version}); read it again and retry; nothing was written"
+        )
+
 
 def _marked_values(price: Decimal) -> dict[str, ColumnElement[Any]]:
     """Current price, unrealized PnL (price move × quantity, sign by side) and its percentage
-    of the margin, as SQL on the row's own columns."""
+    of the margin, as SQL on the row's own columns. A value its column cannot hold is stored
+    as NULL (unknown), on both backends, so one extreme position never stops the others from
+    being revalued."""
     money = PositionModel.entry_price.type
     long_move = dec_sub(_literal(price, money), PositionModel.entry_price)
     short_move = dec_sub(PositionModel.entry_price, _literal(price, money))
     move = case((PositionModel.side == Side.LONG.value, long_move), else_=short_move)
     pnl = dec_round(dec_mul(move, PositionModel.quantity), 8)
+    pct = dec_round(dec_mul(dec_div(pnl, PositionModel.margin), _literal(Decimal(100), money)), 4)
     return {
         "current_price": _literal(price, money),
-        "unrealized_pnl": pnl,
-        "unrealized_pnl_pct": dec_round(
-            dec_mul(dec_div(pnl, PositionModel.margin), _literal(Decimal(100), money)), 4
-        ),
+        "unrealized_pnl": _within_column(pnl, PositionModel.unrealized_pnl),
+        "unrealized_pnl_pct": _within_column(pct, PositionModel.unrealized_pnl_pct),
     }
+
+
+def _within_column(value: ColumnElement[Any], column: Any) -> ColumnElement[Any]:
+    return dec_within(value, literal(column.type.limit, ExactNumeric()))
 
 
 def _literal(value: Decimal, type_: Any) -> ColumnElement[Any]:

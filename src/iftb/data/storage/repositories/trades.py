@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from iftb.data.storage.enums import Side, TradeAction
 from iftb.data.storage.errors import ConflictError, NotFoundError, ValidationError
-from iftb.data.storage.models import TradeModel
+from iftb.data.storage.models import Percent, TradeModel
 from iftb.data.storage.records import Trade, TradeStatistics
 from iftb.data.storage.repositories.base import (
     GENERATED_COLUMNS,
@@ -24,14 +24,17 @@ from iftb.data.storage.repositories.base import (
     all_records,
     checked_limit,
     one_or_none,
-    touched,
 )
 from iftb.data.storage.repositories.trade_statistics import trade_statistics
 from iftb.data.storage.validation import to_decimal
+from iftb.utils import get_logger
 
 _UPDATABLE = frozenset(TradeModel.__table__.columns.keys()) - GENERATED_COLUMNS
+_CLOSING = ("action", "exit_price", "exit_time", "fee", "realized_pnl", "realized_pnl_pct")
+_IS_OPEN = TradeModel.action == TradeAction.OPEN.value
 _MONEY = Decimal("1e-8")
 _PERCENT = Decimal("1e-4")
+log = get_logger(__name__)
 
 
 class TradeRepository(Repository):
@@ -41,10 +44,16 @@ class TradeRepository(Repository):
         """Store a new trade; returns its database id. A reused ``trade_id`` is a DuplicateError."""
         return await self._insert_record(trade, TradeModel)
 
-    async def update(self, trade_id: int, **fields: Any) -> Trade:
+    async def update(
+        self, trade_id: int, *, expected_version: int | None = None, **fields: Any
+    ) -> Trade:
         """Change columns of the trade with database id ``trade_id``; returns the stored trade.
 
         Only real, caller-owned columns may change, and the result is validated like an insert.
+        The write is conditional on the row's version, so it never lands over a change made
+        since the trade was read: pass ``expected_version=trade.version`` from the record your
+        change is based on, or the version this call reads is used. A changed trade is a
+        ``ConflictError``, and so is re-opening a closed one.
         """
         unknown = sorted(set(fields) - _UPDATABLE)
         if unknown:
@@ -52,16 +61,17 @@ class TradeRepository(Repository):
         current = await self.get_by_id(trade_id)
         if current is None:
             raise NotFoundError(f"no trade with id {trade_id}")
+        if expected_version is not None and expected_version != current.version:
+            raise _changed(current, expected_version)
+        if current.is_closed and fields.get("action", current.action) == TradeAction.OPEN:
+            raise ConflictError(
+                f"trade {current.trade_id!r} is {current.action}: a closed trade is never re-opened"
+            )
         changed = dataclasses.replace(current, **fields)  # validates on construction
         values = {name: getattr(changed, name) for name in fields}
-        statement = (
-            update(TradeModel)
-            .where(TradeModel.id == trade_id)
-            .values(values | touched(TradeModel))
-            .returning(*TradeModel.__table__.columns)
-        )
-        stored = one_or_none(Trade, await self._write(statement))
-        assert stored is not None
+        stored = await self._update_if_current(TradeModel, Trade, current, values)
+        if stored is None:
+            raise _changed(current, current.version)
         return stored
 
     async def get_by_id(self, id: int) -> Trade | None:
@@ -96,7 +106,11 @@ class TradeRepository(Repository):
         fee: Decimal = Decimal(0),
         action: str = TradeAction.CLOSE,
     ) -> Trade:
-        """Close an open trade: set the exit, add ``fee`` to its fees, and compute its PnL."""
+        """Close an open trade: set the exit, add ``fee`` to its fees, and compute its PnL.
+
+        The write is one conditional statement on the trade being open at the version read:
+        of two closers exactly one wins, and the other gets a ``ConflictError``.
+        """
         if action not in (TradeAction.CLOSE, TradeAction.LIQUIDATED):
             raise ValidationError(
                 f"action: {action!r} does not close a trade (close or liquidated)", field="action"
@@ -104,14 +118,15 @@ class TradeRepository(Repository):
         trade = await self.get_by_trade_id(trade_id)
         if trade is None:
             raise NotFoundError(f"no trade with trade_id {trade_id!r}")
-        if trade.action != TradeAction.OPEN:
+        if trade.is_closed:
             raise ConflictError(f"trade {trade_id!r} is already {trade.action}")
         exit_price = to_decimal("exit_price", exit_price)
         total_fee = (trade.fee or Decimal(0)) + to_decimal("fee", fee)
         pnl, pct = realized_pnl(trade, exit_price, total_fee)
-        assert trade.id is not None
-        return await self.update(
-            trade.id,
+        if pct is None:
+            log.warning("realized_pnl_pct beyond its column: stored as NULL", trade_id=trade_id)
+        closed = dataclasses.replace(  # validates on construction
+            trade,
             action=action,
             exit_price=exit_price,
             exit_time=exit_time,
@@ -119,6 +134,13 @@ class TradeRepository(Repository):
             realized_pnl=pnl,
             realized_pnl_pct=pct,
         )
+        values = {name: getattr(closed, name) for name in _CLOSING}
+        # One conditional statement: of two closers, the second finds no open trade at the
+        # version it read, and nothing of its exit is written.
+        stored = await self._update_if_current(TradeModel, Trade, trade, values, _IS_OPEN)
+        if stored is None:
+            raise _changed(trade, trade.version, await self.get_by_trade_id(trade_id))
+        return stored
 
     async def get_statistics(
         self,
@@ -138,8 +160,15 @@ class TradeRepository(Repository):
         return await trade_statistics(self._session, scope, starting_balance)
 
 
-def realized_pnl(trade: Trade, exit_price: Decimal, fees: Decimal) -> tuple[Decimal, Decimal]:
-    """PnL after fees, and its percentage of the margin (entry × quantity / leverage)."""
+def realized_pnl(
+    trade: Trade, exit_price: Decimal, fees: Decimal
+) -> tuple[Decimal, Decimal | None]:
+    """PnL after fees, and its percentage of the margin (entry × quantity / leverage).
+
+    The percentage is None when even its wide column cannot hold it (a tiny margin after a huge
+    move): unknown rather than a trade that can never close. The PnL itself is money and is
+    checked like any other: one that does not fit NUMERIC(20,8) is a ValidationError.
+    """
     with localcontext(prec=60):  # wide enough that only the final quantize rounds
         move = exit_price - trade.entry_price
         if trade.side == Side.SHORT:
@@ -147,7 +176,19 @@ def realized_pnl(trade: Trade, exit_price: Decimal, fees: Decimal) -> tuple[Deci
         pnl = (move * trade.quantity - fees).quantize(_MONEY, rounding=ROUND_HALF_UP)
         margin = trade.entry_price * trade.quantity / (trade.leverage or Decimal(1))
         pct = (pnl / margin * 100).quantize(_PERCENT, rounding=ROUND_HALF_UP)
-    return pnl, pct
+    return pnl, pct if Percent.holds(pct) else None
+
+
+def _changed(trade: Trade, version: int | None, latest: Trade | None = None) -> ConflictError:
+    """The error for a write that lost a race: say what the trade became, if we know."""
+    if latest is not None and latest.is_closed:
+        return ConflictError(
+            f"trade {trade.trade_id!r} was {latest.action} by another writer; nothing was written"
+        )
+    return ConflictError(
+        f"trade {trade.trade_id!r} changed since it was read (version {version}); "
+        "read it again and retry; nothing was written"
+    )
 
 
 def _select() -> Any:

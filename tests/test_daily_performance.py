@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -90,6 +91,30 @@ async def test_rollup_without_a_known_starting_balance_is_refused(session: Async
         await DailyPerformanceRepository(session).rollup(DAY)
 
 
+async def test_rolling_a_past_day_again_rolls_the_later_days_forward(
+    session: AsyncSession,
+) -> None:
+    repo = DailyPerformanceRepository(session)
+    await close_trade(session, 1, "100")
+    await close_trade(session, 25, "10")  # the next day
+    await close_trade(session, 49, "-5")  # the day after
+    await repo.rollup(DAY, starting_balance=Decimal(1000))
+    await repo.rollup(DAY + timedelta(days=1))
+    # a deposit of 500 before the third day: its balance is not the previous ending balance
+    await repo.rollup(DAY + timedelta(days=2), starting_balance=Decimal(1610))
+    await close_trade(session, 2, "-40")  # a late trade on the first day
+    await repo.rollup(DAY)
+    days = await repo.get_range(DAY, DAY + timedelta(days=2))
+    assert [(d.starting_balance, d.ending_balance) for d in days] == [
+        (Decimal(1000), Decimal(1060)),  # its own starting balance kept: no day before it
+        (Decimal(1060), Decimal(1070)),
+        (Decimal(1570), Decimal(1565)),  # the deposit of 500 kept
+    ]
+    returns = [60 / 1000, 10 / 1060, -5 / 1570]
+    expected = statistics.fmean(returns) / statistics.stdev(returns) * 365**0.5
+    assert days[2].sharpe_ratio == Decimal(str(round(expected, 4)))
+
+
 async def test_sharpe_ratio_over_trailing_daily_returns(session: AsyncSession) -> None:
     repo = DailyPerformanceRepository(session)
     balance = Decimal(1000)
@@ -98,7 +123,6 @@ async def test_sharpe_ratio_over_trailing_daily_returns(session: AsyncSession) -
         day = await repo.rollup(DAY + timedelta(days=offset), starting_balance=balance)
         balance = day.ending_balance or balance
     returns = [0.01, -5 / 1010, 20 / 1005]
-    import statistics
 
     expected = statistics.fmean(returns) / statistics.stdev(returns) * 365**0.5
     assert day.sharpe_ratio == Decimal(str(round(expected, 4)))

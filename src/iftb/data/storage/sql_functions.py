@@ -186,7 +186,8 @@ class epoch_microseconds(FunctionElement[int]):
 @compiles(epoch_microseconds)
 def _compile_epoch_us(element: epoch_microseconds, compiler: SQLCompiler, **kw: Any) -> str:
     # EXTRACT returns an exact numeric (PostgreSQL 14+): no float on the way
-    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) * 1000000 AS BIGINT)"
+    column = compiler.process(element.clauses, **kw)
+    return f"CAST(EXTRACT(EPOCH FROM {column}) * 1000000 AS BIGINT)"
 
 
 @compiles(epoch_microseconds, "sqlite")

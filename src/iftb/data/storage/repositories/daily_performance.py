@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import select
 
 from iftb.data.storage.errors import ValidationError
-from iftb.data.storage.models import DailyPerformanceModel, TradeModel
+from iftb.data.storage.models import DailyPerformanceModel, Percent, TradeModel
 from iftb.data.storage.records import DailyPerformance
 from iftb.data.storage.repositories.base import (
     Repository,
@@ -26,12 +26,15 @@ from iftb.data.storage.repositories.base import (
 )
 from iftb.data.storage.repositories.trade_statistics import notional_totals, statistics_and_peak
 from iftb.data.storage.validation import date_rule
+from iftb.utils import get_logger
 
 SHARPE_WINDOW_DAYS = 30
 TRADING_DAYS_PER_YEAR = 365  # crypto trades every day of the year
 _KEY = ("date", "exchange")
 _COLUMNS = DailyPerformanceModel.__table__.columns
 _RATIO = Decimal("1e-4")
+_CENT = Decimal("0.01")
+log = get_logger(__name__)
 
 
 class DailyPerformanceRepository(Repository):
@@ -84,19 +87,58 @@ class DailyPerformanceRepository(Repository):
     ) -> DailyPerformance:
         """Compute and store ``day``'s row from the trades closed that day (UTC).
 
+        Days after ``day`` that are already stored are rolled again, in order, so their
+        balances and Sharpe ratios follow the change: each keeps the difference between its
+        starting balance and the ending balance of the day before it (a deposit or a
+        withdrawal), and a day whose previous day is not stored keeps its starting balance.
+
         Args:
             starting_balance: The balance at 00:00 UTC; defaults to the previous day's ending
-                balance. Needed for the percentages and the balances.
+                balance, or when there is none, to the day's own stored starting balance (a
+                re-roll). Needed for the percentages and the balances.
         """
         day = date_rule("date")(day)
-        if starting_balance is None:
-            previous = await self.get(day - timedelta(days=1), exchange)
-            starting_balance = previous.ending_balance if previous else None
+        before = {row.date: row for row in await self._from(day - timedelta(days=1), exchange)}
+        previous, stored = before.get(day - timedelta(days=1)), before.get(day)
+        if starting_balance is None and previous is not None:
+            starting_balance = previous.ending_balance
+        if starting_balance is None and stored is not None:
+            starting_balance = stored.starting_balance
         if starting_balance is None:
             raise ValidationError(
                 f"starting_balance: needed for {day} (no ending balance stored for the day before)",
                 field="starting_balance",
             )
+        rolled = await self._roll(day, exchange, starting_balance)
+        await self._roll_forward(rolled, before)
+        return rolled
+
+    async def _roll_forward(
+        self, rolled: DailyPerformance, before: dict[date, DailyPerformance]
+    ) -> None:
+        """Roll again the days stored after ``rolled``, given how they stood ``before``."""
+        latest = rolled
+        for later in sorted(stored_day for stored_day in before if stored_day > rolled.date):
+            old, old_previous = before[later], before.get(later - timedelta(days=1))
+            start = old.starting_balance
+            if old_previous is not None and latest.date == old_previous.date:
+                # moved by as much as the day before's ending balance moved, so a deposit or a
+                # withdrawal between the two days is kept
+                start = _moved(start, old_previous.ending_balance, latest.ending_balance)
+            if start is not None:
+                latest = await self._roll(later, rolled.exchange, start)
+
+    async def _from(self, day: date, exchange: str) -> list[DailyPerformance]:
+        """The stored days from ``day`` on, oldest first."""
+        statement = (
+            select(*_COLUMNS)
+            .where(DailyPerformanceModel.date >= day, DailyPerformanceModel.exchange == exchange)
+            .order_by(DailyPerformanceModel.date)
+        )
+        return all_records(DailyPerformance, await self._execute(statement))
+
+    async def _roll(self, day: date, exchange: str, starting_balance: Decimal) -> DailyPerformance:
+        """Compute and upsert one day's row from a known starting balance."""
         opens = datetime.combine(day, time(), tzinfo=UTC)
         scope = (
             (TradeModel.exchange == exchange)
@@ -112,26 +154,29 @@ class DailyPerformanceRepository(Repository):
             total_trades=stats.total_trades,
             winning_trades=stats.winning_trades,
             losing_trades=stats.losing_trades,
-            win_rate=stats.win_rate.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP),
+            # from the counts, rounded once (not the statistics' 4-place figure rounded again)
+            win_rate=_percent_of(Decimal(stats.winning_trades), stats.total_trades, _CENT)
+            or Decimal(0),
             gross_profit=stats.gross_profit,
             gross_loss=stats.gross_loss,
             net_pnl=stats.net_pnl,
-            net_pnl_pct=_percent_of(stats.net_pnl, starting_balance),
+            net_pnl_pct=_storable("net_pnl_pct", _percent_of(stats.net_pnl, starting_balance)),
             total_fees=stats.total_fees,
             avg_position_size=sizes.average_notional,
             max_position_size=sizes.largest_notional,
             total_volume=sizes.traded_volume,
-            max_drawdown=stats.max_drawdown_pct,
+            max_drawdown=_storable("max_drawdown", stats.max_drawdown_pct),
             max_drawdown_amount=stats.max_drawdown_amount,
-            profit_factor=stats.profit_factor,
+            profit_factor=_storable("profit_factor", stats.profit_factor),
             starting_balance=starting_balance,
             ending_balance=ending,
             peak_balance=peak,
-            avg_trade_duration_minutes=int(stats.avg_holding_time.total_seconds() // 60),
+            avg_trade_duration_minutes=whole_minutes(stats.avg_holding_time),
             longest_winning_streak=stats.longest_winning_streak,
             longest_losing_streak=stats.longest_losing_streak,
         )
-        row.sharpe_ratio = await self._sharpe(day, exchange, _return(row))
+        sharpe = await self._sharpe(day, exchange, _return(row))
+        row.sharpe_ratio = _storable("sharpe_ratio", sharpe)
         return await self.upsert(row)
 
     async def _sharpe(self, day: date, exchange: str, today: Decimal | None) -> Decimal | None:
@@ -160,7 +205,28 @@ def _return(day: DailyPerformance) -> Decimal | None:
     return day.net_pnl / day.starting_balance
 
 
-def _percent_of(amount: Decimal, base: Decimal) -> Decimal | None:
+def _percent_of(amount: Decimal, base: Decimal | int, quantum: Decimal = _RATIO) -> Decimal | None:
     if not base:
         return None
-    return (amount / base * 100).quantize(_RATIO, rounding=ROUND_HALF_UP)
+    return (amount / base * 100).quantize(quantum, rounding=ROUND_HALF_UP)
+
+
+def _moved(value: Decimal | None, old: Decimal | None, new: Decimal | None) -> Decimal | None:
+    if value is None or old is None or new is None:
+        return value
+    return value + (new - old)
+
+
+def _storable(name: str, value: Decimal | None) -> Decimal | None:
+    """A computed ratio as stored: None (unknown) when its column cannot hold it, so one
+    extreme day never stops the rollup, nor the days after it."""
+    if value is None or Percent.holds(value):
+        return value
+    log.warning("computed value beyond its column: stored as NULL", field=name, value=str(value))
+    return None
+
+
+def whole_minutes(duration: timedelta) -> int:
+    """A duration in whole minutes, rounded half up (the rule for every rounding here)."""
+    minutes = Decimal(duration // timedelta(microseconds=1)) / 60_000_000
+    return int(minutes.quantize(Decimal(1), rounding=ROUND_HALF_UP))

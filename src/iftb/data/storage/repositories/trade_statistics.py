@@ -28,7 +28,7 @@ from iftb.data.storage.sql_functions import (
     dec_sign,
     dec_sub,
     dec_sum,
-    epoch_seconds,
+    epoch_microseconds,
 )
 
 ZERO = Decimal(0)
@@ -99,7 +99,9 @@ def _assemble(totals: Any, drawdown: Any, streaks: dict[int, int]) -> TradeStati
         expectancy=_money(totals.net / totals.trades),
         max_drawdown_amount=drawdown.amount or ZERO,
         max_drawdown_pct=_percent(drawdown.ratio or ZERO),
-        avg_holding_time=timedelta(seconds=float(totals.held_seconds or 0)),
+        avg_holding_time=timedelta(
+            microseconds=int(_whole(Decimal(totals.held_microseconds or 0) / totals.trades))
+        ),
         longest_winning_streak=streaks.get(1, 0),
         longest_losing_streak=streaks.get(-1, 0),
     )
@@ -140,9 +142,11 @@ def _totals_query(closed: tuple[ColumnElement[bool], ...]) -> Any:
         dec_sum(TradeModel.fee).label("fees"),
         dec_max(PNL).label("best"),
         dec_min(PNL).label("worst"),
-        func.avg(epoch_seconds(TradeModel.exit_time) - epoch_seconds(TradeModel.entry_time)).label(
-            "held_seconds"
-        ),
+        # exact integer microseconds summed on both backends (an average would be a float
+        # on SQLite); divided and rounded once, in Python
+        func.sum(
+            epoch_microseconds(TradeModel.exit_time) - epoch_microseconds(TradeModel.entry_time)
+        ).label("held_microseconds"),
     ).where(*closed)
 
 
@@ -199,6 +203,10 @@ def _streaks_query(closed: tuple[ColumnElement[bool], ...]) -> Any:
         .subquery("runs")
     )
     return select(runs.c.outcome, func.max(runs.c.length).label("longest")).group_by(runs.c.outcome)
+
+
+def _whole(value: Decimal) -> Decimal:
+    return value.quantize(Decimal(1), rounding=ROUND_HALF_UP)
 
 
 def _money(value: Decimal) -> Decimal:

@@ -57,11 +57,9 @@ def _retype_ratios(sql_type: str) -> None:
     """Change the ratio columns' type on PostgreSQL, with the views that read them set aside."""
     if op.get_context().dialect.name != "postgresql":
         return
-    connection = op.get_bind()
+    definition_of = sa.text("SELECT pg_get_viewdef(CAST(:view AS regclass))")
     definitions = {
-        view: connection.execute(sa.text("SELECT pg_get_viewdef(CAST(:v AS regclass))"), {"v": view})
-        .scalar_one()
-        for view in VIEWS
+        view: op.get_bind().execute(definition_of, {"view": view}).scalar_one() for view in VIEWS
     }
     for view in VIEWS:
         op.execute(f"DROP VIEW {view}")

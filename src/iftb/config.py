@@ -58,6 +58,12 @@ class DatabaseSettings(BaseSettings):
     retry_attempts: int = Field(default=5, ge=1)
     retry_initial_delay: float = Field(default=0.2, ge=0)
     retry_max_delay: float = Field(default=5.0, ge=0)
+    # Bounded waits, in seconds (see docs/reliability.md). PostgreSQL limits: 0 turns one off.
+    statement_timeout: float = Field(default=30.0, ge=0)
+    lock_timeout: float = Field(default=10.0, ge=0)
+    idle_in_transaction_timeout: float = Field(default=60.0, ge=0)
+    busy_timeout: float = Field(default=30.0, ge=0)  # SQLite: a writer's wait for the lock
+    pool_timeout: float = Field(default=30.0, ge=0)  # a unit of work's wait for a connection
     ohlcv_partition_unit: Literal["week", "month", "quarter", "year"] = "month"
 
     def get_async_url(self) -> str:

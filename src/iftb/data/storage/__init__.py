@@ -8,10 +8,14 @@ from iftb.data.storage.enums import LLMCallStatus, PositionStatus, Severity, Sid
 from iftb.data.storage.errors import (
     ConflictError,
     DatabaseConnectionError,
+    DiskFullError,
     DuplicateError,
     NotConnectedError,
     NotFoundError,
+    QueryTimeoutError,
+    ReadOnlyError,
     SchemaOutOfDateError,
+    SchemaTooNewError,
     StorageError,
     ValidationError,
 )
@@ -47,6 +51,7 @@ from iftb.data.storage.repositories import (
     SystemEventRepository,
     TradeRepository,
 )
+from iftb.data.storage.engine import Timeouts
 from iftb.data.storage.retry import RetryPolicy
 from iftb.data.storage.timeframes import TIMEFRAMES, Timeframe, parse_timeframe
 
@@ -60,6 +65,7 @@ __all__ = [
     "DatabaseConnectionError",
     "DatabaseLogHandler",
     "DatabaseManager",
+    "DiskFullError",
     "DuplicateError",
     "Gap",
     "LLMAnalysisLog",
@@ -76,9 +82,12 @@ __all__ = [
     "PositionModel",
     "PositionRepository",
     "PositionStatus",
+    "QueryTimeoutError",
+    "ReadOnlyError",
     "ResampledBar",
     "RetryPolicy",
     "SchemaOutOfDateError",
+    "SchemaTooNewError",
     "SeriesCoverage",
     "Severity",
     "Side",
@@ -87,6 +96,7 @@ __all__ = [
     "SystemEventModel",
     "SystemEventRepository",
     "Timeframe",
+    "Timeouts",
     "Trade",
     "TradeAction",
     "TradeModel",

@@ -68,7 +68,15 @@ async def diagnose(connection: AsyncConnection, settings: dict[str, str]) -> Dia
             )
         return report
     report.server_version = str(await connection.scalar(text("SHOW server_version")))
-    for name in ("max_connections", "ssl", "timezone", "shared_buffers"):
+    for name in (
+        "max_connections",
+        "ssl",
+        "timezone",
+        "shared_buffers",
+        "statement_timeout",
+        "lock_timeout",
+        "idle_in_transaction_session_timeout",
+    ):
         report.settings[name] = str(await connection.scalar(text(f"SHOW {name}")))
     report.size_bytes = int(
         await connection.scalar(text("SELECT pg_database_size(current_database())")) or 0

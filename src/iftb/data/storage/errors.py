@@ -28,6 +28,38 @@ class SchemaOutOfDateError(StorageError):
     """The database schema is behind the code; run ``iftb-db upgrade``."""
 
 
+class SchemaTooNewError(SchemaOutOfDateError):
+    """The database was migrated by a newer iftb than this one: upgrade iftb, not the schema."""
+
+
+class QueryTimeoutError(StorageError):
+    """A bounded wait ran out. ``limit`` names which one: ``statement_timeout``,
+    ``lock_timeout``, ``idle_in_transaction_session_timeout`` (PostgreSQL), ``busy_timeout``
+    (SQLite) or ``pool_timeout``; ``seconds`` is its configured value when known."""
+
+    def __init__(self, limit: str, detail: str, *, seconds: float | None = None) -> None:
+        self.limit = limit
+        self.detail = detail
+        self.seconds = seconds
+        value = f" ({seconds:g} s)" if seconds is not None else ""
+        super().__init__(f"{limit}{value} exceeded: {detail}")
+
+    def with_seconds(self, seconds: float) -> QueryTimeoutError:
+        """The same error, stating the limit's configured value."""
+        located = QueryTimeoutError(self.limit, self.detail, seconds=seconds)
+        located.__cause__ = self.__cause__
+        return located
+
+
+class DiskFullError(StorageError):
+    """The disk (or SQLite's ``max_page_count``) is full. Not transient: retrying cannot help
+    until space is freed, so it is never retried."""
+
+
+class ReadOnlyError(StorageError):
+    """A write was attempted in a read-only unit of work (``get_session(read_only=True)``)."""
+
+
 class ValidationError(StorageError, ValueError):
     """Input broke a data rule. Names the row (when in a batch), the field and the rule."""
 
@@ -64,6 +96,10 @@ def translate(exc: Exception) -> StorageError:
     """Map a driver or SQLAlchemy exception to the storage hierarchy (never leaks credentials)."""
     if isinstance(exc, StorageError):
         return exc
+    exc = _first_error(exc)
+    limit = _limit_or_condition(exc)
+    if limit is not None:
+        return limit
     if not isinstance(exc, sa_exc.SQLAlchemyError) and _sqlstate(exc):
         return _translate_raw_driver_error(exc)
     if isinstance(exc, sa_exc.IntegrityError):
@@ -105,6 +141,45 @@ def translated_errors() -> Iterator[None]:
         if _sqlstate(exc):  # raised by the driver itself, e.g. asyncpg's COPY
             raise translate(exc) from exc
         raise
+
+
+def _first_error(exc: Exception) -> Exception:
+    """The error that broke the unit of work, not a savepoint rollback that failed after it.
+
+    SQLite rolls the whole transaction back on some errors (a full disk), so rolling back to the
+    savepoint then fails with "no such savepoint", raised while handling the real error.
+    """
+    context = exc.__context__
+    if "no such savepoint" in str(exc) and isinstance(context, Exception):
+        return context
+    return exc
+
+
+# SQLSTATEs and SQLite result codes that mean a limit was hit or a condition holds, whatever
+# the statement: checked before the generic mapping (SQLite reports all of them as
+# OperationalError, which would otherwise read as a lost connection and be retried).
+_TIMEOUT_SQLSTATES = {"55P03": "lock_timeout", "25P03": "idle_in_transaction_session_timeout"}
+
+
+def _limit_or_condition(exc: Exception) -> StorageError | None:
+    """A timeout, a full disk or a write in a read-only transaction, from either backend."""
+    if isinstance(exc, sa_exc.TimeoutError):  # the pool had no connection to give in time
+        return QueryTimeoutError("pool_timeout", str(exc).splitlines()[0])
+    orig = getattr(exc, "orig", None) or exc
+    state = _sqlstate(orig) or _sqlstate(getattr(orig, "__cause__", None)) or ""
+    sqlite_code = str(getattr(orig, "sqlite_errorname", ""))
+    detail = _driver_message(exc)
+    if state == "57014" and "statement timeout" in detail:  # not a cancel asked for by a user
+        return QueryTimeoutError("statement_timeout", detail)
+    if state in _TIMEOUT_SQLSTATES:
+        return QueryTimeoutError(_TIMEOUT_SQLSTATES[state], detail)
+    if sqlite_code.startswith("SQLITE_BUSY"):
+        return QueryTimeoutError("busy_timeout", detail)
+    if state == "53100" or sqlite_code == "SQLITE_FULL":
+        return DiskFullError(f"disk full: {detail}")
+    if state == "25006" or sqlite_code.startswith("SQLITE_READONLY"):
+        return ReadOnlyError(f"write refused (read-only unit of work or database): {detail}")
+    return None
 
 
 def _sqlstate(exc: object) -> str | None:

@@ -7,35 +7,30 @@ One manager per process and database. It owns the engine; callers own the unit o
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from sqlalchemy import event, text
-from sqlalchemy.engine import URL, Connection
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
-from sqlalchemy.util import await_only
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from iftb.config import DatabaseSettings, get_settings, to_async_url
 from iftb.data.storage import migrations
 from iftb.data.storage.diagnostics import Diagnosis, diagnose
+from iftb.data.storage.engine import BUSY_WAIT, Timeouts, create_engine, read_only
 from iftb.data.storage.errors import (
     DatabaseConnectionError,
     NotConnectedError,
+    QueryTimeoutError,
     SchemaOutOfDateError,
+    SchemaTooNewError,
     StorageError,
     translate,
 )
 from iftb.data.storage.retry import RetryPolicy, retry_transient
-from iftb.data.storage.sql_functions import register_sqlite_functions
 from iftb.utils import get_logger
 from iftb.utils.logging import redact
 
@@ -43,42 +38,21 @@ log = get_logger(__name__)
 
 T = TypeVar("T")
 
-SQLITE_PRAGMAS = {
-    "journal_mode": "WAL",  # readers never block the writer, nor the writer the readers
-    "synchronous": "NORMAL",  # durable at checkpoints; safe with WAL against corruption
-    "foreign_keys": "ON",
-    "busy_timeout": "30000",  # ms a writer waits for the lock instead of "database is locked"
-}
-
-
-POSTGRES_SERVER_SETTINGS = {
-    "application_name": "iftb",
-    "timezone": "UTC",
-    # Statements are prepared and cached per connection; a generic plan is made once and pruned
-    # to the partitions it needs at run time. Custom plans would be re-planned on every call,
-    # over every candle partition: 2.4x the latency of latest-100 at 56 partitions.
-    "plan_cache_mode": "force_generic_plan",
-}
-
-
-def _json_dumps(value: Any) -> str:
-    """Strict JSON: NaN and Infinity are not JSON, and PostgreSQL refuses them."""
-    return json.dumps(value, allow_nan=False)
-
 
 class DatabaseManager:
     """Connects to SQLite (aiosqlite) or PostgreSQL (asyncpg) and hands out sessions.
 
     Args:
         database_url: A SQLAlchemy async URL, e.g. from ``settings.database.get_async_url()``.
-        pool_size: Connections kept open (PostgreSQL).
-        max_overflow: Extra connections allowed under load (PostgreSQL).
+        pool_size: Connections kept open (PostgreSQL and SQLite files; ``:memory:`` has one).
+        max_overflow: Extra connections allowed under load.
         echo: Log every SQL statement (parameters are never logged with secrets).
         pool_recycle: Seconds after which a pooled connection is replaced (PostgreSQL).
-        connect_timeout: Seconds to wait for the server before ``connect()`` gives up.
+        connect_timeout: Seconds ``connect()`` waits for the server (or a locked SQLite file).
         auto_migrate: Run migrations on ``connect()``. Defaults to True for SQLite (zero setup)
             and False for PostgreSQL, where the schema is owned by ``iftb-db upgrade``.
         retry_policy: How ``run_idempotent`` retries work that lost its connection.
+        timeouts: Statement, lock, idle-transaction, busy and pool limits (``Timeouts()``).
     """
 
     def __init__(
@@ -92,6 +66,7 @@ class DatabaseManager:
         connect_timeout: float = 10.0,
         auto_migrate: bool | None = None,
         retry_policy: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
     ) -> None:
         self._url = to_async_url(database_url)
         self._pool_size = pool_size
@@ -101,21 +76,30 @@ class DatabaseManager:
         self._connect_timeout = connect_timeout
         self._auto_migrate = self.is_sqlite if auto_migrate is None else auto_migrate
         self.retry_policy = retry_policy or RetryPolicy()
+        self.timeouts = timeouts or Timeouts()
         self._engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self._readers: async_sessionmaker[AsyncSession] | None = None
         self._connected = False
         self._lock = asyncio.Lock()
         self._before_disconnect: list[Callable[[], Awaitable[None]]] = []
 
     @classmethod
     def from_settings(cls, settings: DatabaseSettings | None = None, **options: Any) -> Self:
-        """A manager configured by ``DatabaseSettings`` (URL, pool, retry policy)."""
+        """A manager configured by ``DatabaseSettings`` (URL, pool, retry policy, timeouts)."""
         settings = settings or get_settings().database
         defaults: dict[str, Any] = {
             "pool_size": settings.pool_size,
             "max_overflow": settings.max_overflow,
             "retry_policy": RetryPolicy(
                 settings.retry_attempts, settings.retry_initial_delay, settings.retry_max_delay
+            ),
+            "timeouts": Timeouts(
+                statement=settings.statement_timeout,
+                lock=settings.lock_timeout,
+                idle_in_transaction=settings.idle_in_transaction_timeout,
+                busy=settings.busy_timeout,
+                pool=settings.pool_timeout,
             ),
         }
         return cls(settings.get_async_url(), **(defaults | options))
@@ -155,11 +139,11 @@ class DatabaseManager:
             if self._connected:
                 return
             engine = self._ensure_engine()
+            # Every wait of connect(), a locked SQLite file's included, ends by connect_timeout.
+            bounded = engine.execution_options(**{BUSY_WAIT: self._connect_timeout})
             try:
-                await self._ping(engine)
-                if self._auto_migrate:
-                    await self._upgrade(engine)
-                await self._check_schema(engine)
+                await self._ping(read_only(bounded))
+                await self._check_schema(bounded)
             except BaseException:
                 await self._dispose()
                 raise
@@ -199,40 +183,51 @@ class DatabaseManager:
         await self.disconnect()
 
     @asynccontextmanager
-    async def get_session(self) -> AsyncIterator[AsyncSession]:
+    async def get_session(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
         """A unit of work: commits on success, rolls back and re-raises on error.
 
         Database errors surface as ``StorageError`` subclasses; any other exception raised in
-        the block is re-raised unchanged after the rollback.
+        the block is re-raised unchanged after the rollback. A cancellation (``asyncio.timeout``)
+        that arrives once the block has finished waits for the commit, then is re-raised: the
+        work is committed exactly when the block ran to its end (see docs/reliability.md).
+
+        Args:
+            read_only: The unit only reads: on SQLite it never takes the write lock (it neither
+                waits for a writer nor blocks one); a write in it raises ``ReadOnlyError``.
         """
-        if self._sessions is None or not self._connected:
+        sessions = self._readers if read_only else self._sessions
+        if sessions is None or not self._connected:
             raise NotConnectedError("DatabaseManager is not connected; call await connect() first")
-        session = self._sessions()
+        session = sessions()
         try:
             yield session
-            await session.commit()
+            await _commit_shielded(session)
         except BaseException as exc:
             await _rollback_quietly(session)
-            if isinstance(exc, Exception) and not isinstance(exc, StorageError):
-                storage_error = translate(exc) if _is_database_error(exc) else None
-                if storage_error is not None:
-                    raise storage_error from exc
-            raise
+            error = self._error_of(exc)
+            if error is exc:
+                raise
+            raise error from (exc.__cause__ if isinstance(exc, StorageError) else exc)
         finally:
             await session.close()
 
     async def run_idempotent(
-        self, work: Callable[[AsyncSession], Awaitable[T]], *, operation: str | None = None
+        self,
+        work: Callable[[AsyncSession], Awaitable[T]],
+        *,
+        operation: str | None = None,
+        read_only: bool = False,
     ) -> T:
         """Run ``work(session)`` in its own unit of work, retried per ``retry_policy`` when the
-        connection is lost (or the server asks for a retry) — each attempt rolled back whole.
+        connection is lost, a statement, lock or busy timeout hit, or the server asks for a
+        retry — each attempt rolled back whole. ``read_only`` as for ``get_session``.
 
         Only for work that is safe to repeat: reads and upserts. Never for plain inserts: if a
         commit reached the server before its connection died, a retry would write twice.
         """
 
         async def attempt() -> T:
-            async with self.get_session() as session:
+            async with self.get_session(read_only=read_only) as session:
                 return await work(session)
 
         name = operation or str(getattr(work, "__qualname__", "work"))
@@ -254,7 +249,7 @@ class DatabaseManager:
 
     async def current_revision(self) -> str | None:
         """The schema revision stored in the database, or None for an empty database."""
-        engine = self._ensure_engine()
+        engine = read_only(self._ensure_engine())
         try:
             async with engine.connect() as connection:
                 return await connection.run_sync(migrations.current_revision)
@@ -273,10 +268,11 @@ class DatabaseManager:
                 "max_overflow": str(self._max_overflow),
                 "pool_recycle": f"{self._pool_recycle}s",
                 "pool_pre_ping": "on",
+                "pool_timeout": f"{self.timeouts.pool:g}s",
             }
         )
         try:
-            async with engine.connect() as connection:
+            async with read_only(engine).connect() as connection:
                 return await diagnose(connection, settings)
         except Exception as exc:
             raise self._storage_error(exc) from exc
@@ -287,33 +283,23 @@ class DatabaseManager:
         if self._engine is None:
             self._engine = self._create_engine()
             self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+            self._readers = async_sessionmaker(read_only(self._engine), expire_on_commit=False)
         return self._engine
 
     def _create_engine(self) -> AsyncEngine:
-        options: dict[str, Any] = {
-            "echo": self._echo,
-            "hide_parameters": True,  # parameters may hold secrets; never in logs or errors
-            "json_serializer": _json_dumps,
-        }
         if self.is_sqlite:
             database = self._url.database
             if database and database != ":memory:" and not database.startswith("file:"):
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            options["connect_args"] = {"timeout": self._connect_timeout}
-            engine = create_async_engine(self._url, **options)
-            _install_sqlite_hooks(engine)
-            return engine
-        options |= {
-            "pool_size": self._pool_size,
-            "max_overflow": self._max_overflow,
-            "pool_pre_ping": True,
-            "pool_recycle": self._pool_recycle,
-            "connect_args": {
-                "timeout": self._connect_timeout,
-                "server_settings": POSTGRES_SERVER_SETTINGS,
-            },
-        }
-        return create_async_engine(self._url, **options)
+        return create_engine(
+            self._url,
+            echo=self._echo,
+            pool_size=self._pool_size,
+            max_overflow=self._max_overflow,
+            pool_recycle=self._pool_recycle,
+            connect_timeout=self._connect_timeout,
+            timeouts=self.timeouts,
+        )
 
     async def _ping(self, engine: AsyncEngine) -> None:
         try:
@@ -321,31 +307,81 @@ class DatabaseManager:
                 async with engine.connect() as connection:
                     await connection.execute(text("SELECT 1"))
         except Exception as exc:
-            raise self._connection_error(exc) from exc
+            error = self._locked_at_connect(exc)
+            raise error or self._connection_error(exc) from exc
 
     async def _upgrade(self, engine: AsyncEngine, revision: str = "head") -> None:
         try:
             async with engine.begin() as connection:
+                await self._refuse_unknown_revision(connection)
                 await connection.run_sync(migrations.upgrade, revision)
         except Exception as exc:
-            raise self._storage_error(exc) from exc
+            raise self._locked_at_connect(exc) or self._storage_error(exc) from exc
         log.info("schema migrated", url=self.safe_url, revision=revision)
 
     async def _check_schema(self, engine: AsyncEngine) -> None:
-        async with engine.connect() as connection:
-            current = await connection.run_sync(migrations.current_revision)
+        """Migrate when allowed and behind (only then: migrating takes the write lock, and a
+        restart beside a busy SQLite writer must not wait for it); then insist on the head."""
         head = migrations.head_revision()
+        current = await self._stored_revision(read_only(engine))
+        if self._auto_migrate and current != head:
+            await self._upgrade(engine)
+            current = await self._stored_revision(read_only(engine))
         if current != head:
             raise SchemaOutOfDateError(
                 f"database schema is at revision {current or 'none (empty database)'}, "
                 f"the code needs {head}: run `iftb-db upgrade`"
             )
 
+    async def _stored_revision(self, engine: AsyncEngine) -> str | None:
+        try:
+            async with engine.connect() as connection:
+                await self._refuse_unknown_revision(connection)
+                return await connection.run_sync(migrations.current_revision)
+        except Exception as exc:
+            raise self._locked_at_connect(exc) or self._storage_error(exc) from exc
+
+    async def _refuse_unknown_revision(self, connection: AsyncConnection) -> None:
+        """A database migrated by a newer iftb cannot be upgraded (or used) by this one."""
+        current = await connection.run_sync(migrations.current_revision)
+        if current is not None and not migrations.is_known_revision(current):
+            raise SchemaTooNewError(
+                f"database is at revision {current}, newer than this code "
+                f"(head {migrations.head_revision()}): upgrade iftb"
+            )
+
+    def _locked_at_connect(self, exc: Exception) -> QueryTimeoutError | None:
+        """A SQLite file locked past ``connect_timeout``: a lock, not "cannot connect"."""
+        error = translate(exc)
+        if not (isinstance(error, QueryTimeoutError) and error.limit == "busy_timeout"):
+            return None
+        return QueryTimeoutError(
+            "connect_timeout",
+            f"SQLite database {self._url.database!r} is locked by another connection "
+            f"({error.detail})",
+            seconds=self._connect_timeout,
+        )
+
+    def _error_of(self, exc: BaseException) -> BaseException:
+        """What a unit of work raises for ``exc``: database errors as StorageErrors (timeouts
+        stating their configured value); anything else unchanged."""
+        if not isinstance(exc, Exception) or not (
+            isinstance(exc, StorageError) or _is_database_error(exc)
+        ):
+            return exc
+        error = translate(exc)
+        if isinstance(error, QueryTimeoutError) and error.seconds is None:
+            seconds = self.timeouts.seconds(error.limit)
+            if seconds is not None:
+                return error.with_seconds(seconds)
+        return error
+
     async def _dispose(self) -> None:
         if self._engine is not None:
             await self._engine.dispose()
         self._engine = None
         self._sessions = None
+        self._readers = None
 
     def _storage_error(self, exc: Exception) -> StorageError:
         """An unreachable server as the error naming where; anything else translated."""
@@ -375,29 +411,6 @@ class DatabaseManager:
         return DatabaseConnectionError(message)
 
 
-def _install_sqlite_hooks(engine: AsyncEngine) -> None:
-    """Pragmas and exact-decimal functions on every connection; explicit BEGIN for transactions.
-
-    pysqlite's own transaction handling begins transactions lazily and commits before DDL;
-    taking it over (SQLAlchemy's documented recipe) gives real transactional DDL and SAVEPOINTs.
-    """
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        for pragma, value in SQLITE_PRAGMAS.items():
-            cursor.execute(f"PRAGMA {pragma} = {value}")
-        cursor.close()
-        raw = dbapi_connection.driver_connection
-        # aiosqlite runs sqlite3 in its own thread; the functions must be created there.
-        await_only(raw._execute(register_sqlite_functions, raw._conn))
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
 def _is_database_error(exc: BaseException) -> bool:
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -408,6 +421,22 @@ def _is_connection_problem(exc: BaseException) -> bool:
     return isinstance(
         translate(exc) if isinstance(exc, Exception) else exc, DatabaseConnectionError
     )
+
+
+async def _commit_shielded(session: AsyncSession) -> None:
+    """Commit, finishing even when the caller is cancelled meanwhile (a commit cut short may
+    or may not have reached the server): the cancellation is re-raised after a successful
+    commit; a failed commit raises its own error instead. Either way the outcome is known."""
+    commit = asyncio.ensure_future(session.commit())
+    cancelled: asyncio.CancelledError | None = None
+    while not commit.done():
+        try:
+            await asyncio.shield(commit)
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    commit.result()
+    if cancelled is not None:
+        raise cancelled
 
 
 async def _rollback_quietly(session: AsyncSession) -> None:

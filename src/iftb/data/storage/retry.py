@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-from iftb.data.storage.errors import DatabaseConnectionError, StorageError
+from iftb.data.storage.errors import DatabaseConnectionError, QueryTimeoutError, StorageError
 from iftb.utils import get_logger
 
 log = get_logger(__name__)
@@ -24,6 +24,10 @@ T = TypeVar("T")
 
 # Serialization failure and deadlock: the server rolled the transaction back and asks for a retry.
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+# A lock held by someone else, or a server too busy for now, may be gone at the next attempt.
+# (An idle-in-transaction timeout is the caller's own slowness; the pool timeout is bounded
+# already by the pool's own wait.)
+_RETRYABLE_LIMITS = frozenset({"statement_timeout", "lock_timeout", "busy_timeout"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +56,12 @@ NO_RETRY = RetryPolicy(attempts=1)
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Lost connections, and transactions the server aborted asking for a retry."""
+    """Lost connections, statements that timed out waiting, and transactions the server
+    aborted asking for a retry."""
     if isinstance(exc, DatabaseConnectionError):
         return True
+    if isinstance(exc, QueryTimeoutError):
+        return exc.limit in _RETRYABLE_LIMITS
     cause = exc.__cause__
     state = getattr(getattr(cause, "orig", cause), "sqlstate", None)
     return isinstance(exc, StorageError) and state in _RETRYABLE_SQLSTATES

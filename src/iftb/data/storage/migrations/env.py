@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -36,9 +37,29 @@ def _configure(connection: Connection) -> None:
     )
 
 
+# pg_advisory_xact_lock key: "iftb" in ASCII. Upgrades that start together on one database
+# queue here, so the later ones find the schema migrated instead of racing to create it.
+MIGRATION_LOCK = 0x69667462
+
+
+def _serialise(connection: Connection) -> None:
+    """On PostgreSQL, wait for any other migration of this database, however long it runs (a
+    data migration may also outlast the bot's statement_timeout: it is lifted for this one)."""
+    if connection.dialect.name != "postgresql":
+        return  # SQLite: BEGIN IMMEDIATE already makes migrations take turns
+    lock_timeout = connection.scalar(text("SHOW lock_timeout"))
+    connection.execute(text("SET LOCAL statement_timeout = 0"))
+    connection.execute(text("SET LOCAL lock_timeout = 0"))
+    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+    connection.execute(
+        text("SELECT set_config('lock_timeout', :value, true)"), {"value": lock_timeout}
+    )
+
+
 def run_migrations(connection: Connection) -> None:
     _configure(connection)
     with context.begin_transaction():
+        _serialise(connection)
         context.run_migrations()
 
 

@@ -1,0 +1,214 @@
+"""Every wait is bounded and says which limit ran out: statement, lock and idle-transaction
+timeouts on PostgreSQL, the busy timeout on SQLite, the pool timeout on both, and
+``connect()`` on a locked SQLite file. Locks are held for real, by another connection or process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from iftb.config import DatabaseSettings
+from iftb.data.storage import (
+    DatabaseConnectionError,
+    DatabaseManager,
+    OHLCVBar,
+    OHLCVRepository,
+    QueryTimeoutError,
+    RetryPolicy,
+    Timeouts,
+)
+from tests.support.lock_holder import sqlite_write_lock
+
+QUICK = Timeouts(statement=0.5, lock=0.2, busy=0.2, pool=0.2)
+FAST_RETRIES = RetryPolicy(attempts=3, initial_delay=0.01, max_delay=0.02)
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+BAR = OHLCVBar(
+    "BTCUSDT", "binance", "1h", T0, Decimal(1), Decimal(2), Decimal("0.5"), Decimal(1), Decimal(1)
+)
+Release = Callable[[], Awaitable[None]]
+
+
+@asynccontextmanager
+async def candles_locked(database_url: str) -> AsyncIterator[Release]:
+    """Another connection (another process, on SQLite) holding the lock candle writes need;
+    yields the function that lets go."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        async with sqlite_write_lock(str(url.database)) as holder:
+            yield holder.release
+        return
+    holder = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
+    transaction = holder.transaction()
+    await transaction.start()
+    await holder.execute("LOCK TABLE ohlcv IN ACCESS EXCLUSIVE MODE")
+    try:
+        yield transaction.rollback
+    finally:
+        await holder.close()
+
+
+async def upsert_one(session: AsyncSession) -> int:
+    return await OHLCVRepository(session).upsert_many([BAR])
+
+
+@asynccontextmanager
+async def manager(database_url: str, **options: object) -> AsyncIterator[DatabaseManager]:
+    async with DatabaseManager(database_url, timeouts=QUICK, **options) as db:  # type: ignore[arg-type]
+        yield db
+
+
+async def test_a_write_waiting_for_a_held_lock_fails_naming_the_limit_and_its_value(
+    database_url: str, backend: str
+) -> None:
+    limit = "busy_timeout" if backend == "sqlite" else "lock_timeout"
+    async with manager(database_url) as db, candles_locked(database_url):
+        with pytest.raises(QueryTimeoutError) as raised:
+            async with db.get_session() as session:
+                await upsert_one(session)
+    assert raised.value.limit == limit
+    assert str(raised.value).startswith(f"{limit} (0.2 s) exceeded")
+
+
+async def test_run_idempotent_retries_a_lock_wait_and_succeeds_once_the_lock_is_released(
+    database_url: str,
+) -> None:
+    attempts = 0
+    async with (
+        manager(database_url, retry_policy=FAST_RETRIES) as db,
+        candles_locked(database_url) as release,
+    ):
+
+        async def upsert_releasing_on_the_second_attempt(session: AsyncSession) -> int:
+            nonlocal attempts
+            attempts += 1
+            if attempts == 2:
+                await release()
+            return await upsert_one(session)
+
+        assert await db.run_idempotent(upsert_releasing_on_the_second_attempt) == 1
+    assert attempts == 2
+
+
+async def test_run_idempotent_gives_up_on_a_lock_never_released_after_its_attempts(
+    database_url: str,
+) -> None:
+    attempts = 0
+
+    async def upsert_counting(session: AsyncSession) -> int:
+        nonlocal attempts
+        attempts += 1
+        return await upsert_one(session)
+
+    async with (
+        manager(database_url, retry_policy=FAST_RETRIES) as db,
+        candles_locked(database_url),
+    ):
+        with pytest.raises(QueryTimeoutError):
+            await db.run_idempotent(upsert_counting)
+    assert attempts == FAST_RETRIES.attempts
+
+
+@pytest.mark.postgres_only
+async def test_a_statement_running_past_statement_timeout_is_cancelled_and_named(
+    database_url: str, backend: str
+) -> None:
+    async with manager(database_url) as db:
+        with pytest.raises(QueryTimeoutError, match=r"statement_timeout \(0.5 s\)") as raised:
+            async with db.get_session() as session:
+                await session.execute(text("SELECT pg_sleep(30)"))
+    assert raised.value.limit == "statement_timeout"
+
+
+@pytest.mark.postgres_only
+async def test_postgresql_connections_carry_the_configured_limits(
+    database_url: str, backend: str
+) -> None:
+    timeouts = Timeouts(statement=12, lock=3, idle_in_transaction=45)
+    async with DatabaseManager(database_url, timeouts=timeouts) as db, db.get_session() as session:
+        limits = [
+            await session.scalar(text(f"SHOW {name}"))
+            for name in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")
+        ]
+    assert limits == ["12s", "3s", "45s"]
+
+
+async def test_an_exhausted_pool_fails_naming_pool_timeout(database_url: str) -> None:
+    async with (
+        manager(database_url, pool_size=1, max_overflow=0) as db,
+        db.get_session(read_only=True) as holding,
+    ):
+        await holding.execute(text("SELECT 1"))  # the pool's only connection, in use
+        with pytest.raises(QueryTimeoutError) as raised:
+            async with db.get_session(read_only=True) as waiting:
+                await waiting.execute(text("SELECT 1"))
+    assert raised.value.limit == "pool_timeout"
+    assert "pool_timeout (0.2 s) exceeded" in str(raised.value)
+
+
+@pytest.mark.sqlite_only
+async def test_sqlite_file_databases_pool_as_many_connections_as_asked(
+    database_url: str, backend: str
+) -> None:
+    async with DatabaseManager(database_url, pool_size=3, max_overflow=2) as db:
+        assert db.engine.pool.size() == 3  # type: ignore[attr-defined]
+        assert db.engine.pool._max_overflow == 2  # type: ignore[attr-defined]
+
+
+@pytest.mark.sqlite_only
+async def test_connect_succeeds_while_another_process_holds_the_write_lock(
+    database_url: str, backend: str
+) -> None:
+    path = str(make_url(database_url).database)
+    async with sqlite_write_lock(path) as holder:
+        async with asyncio.timeout(60):  # a guard against hanging, not a timing assertion
+            async with DatabaseManager(database_url, connect_timeout=0.5) as db:
+                assert db.is_connected
+        assert holder.is_holding
+
+
+@pytest.mark.sqlite_only
+async def test_connect_to_a_locked_sqlite_file_is_a_lock_error_bounded_by_connect_timeout(
+    tmp_path: Path, backend: str
+) -> None:
+    path = tmp_path / "new.db"
+    async with sqlite_write_lock(str(path), how="create") as holder:
+        manager = DatabaseManager(f"sqlite+aiosqlite:///{path}", connect_timeout=0.5)
+        async with asyncio.timeout(60):  # a guard against hanging, not a timing assertion
+            with pytest.raises(QueryTimeoutError) as raised:
+                await manager.connect()
+        assert holder.is_holding
+    assert not isinstance(raised.value, DatabaseConnectionError)
+    assert raised.value.limit == "connect_timeout"
+    assert "connect_timeout (0.5 s) exceeded" in str(raised.value)
+    assert "is locked by another connection" in str(raised.value)
+    assert not manager.is_connected
+
+
+def test_timeouts_come_from_db_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name, value in {
+        "DB_STATEMENT_TIMEOUT": "12",
+        "DB_LOCK_TIMEOUT": "3",
+        "DB_IDLE_IN_TRANSACTION_TIMEOUT": "45",
+        "DB_BUSY_TIMEOUT": "7",
+        "DB_POOL_TIMEOUT": "9",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = DatabaseSettings(sqlite_path=tmp_path / "s.db")
+    assert DatabaseManager.from_settings(settings).timeouts == Timeouts(12, 3, 45, 7, 9)
+
+
+def test_default_timeouts_suit_a_live_bot_and_negative_ones_are_refused() -> None:
+    assert Timeouts() == Timeouts(statement=30, lock=10, idle_in_transaction=60, busy=30, pool=30)
+    with pytest.raises(ValueError, match="lock timeout must be ≥ 0 seconds"):
+        Timeouts(lock=-1)

@@ -9,7 +9,8 @@ BEGIN;
 ALTER TABLE trades ADD COLUMN version INTEGER DEFAULT 1 NOT NULL;
 ALTER TABLE positions ADD COLUMN version INTEGER DEFAULT 1 NOT NULL;
 
--- A column a view reads cannot change type: set the views aside around the change.
+-- A column a view reads cannot change type: set the views aside around the change. They come
+-- back with whole minutes rounded half up (0001's CAST rounded here but truncated on SQLite).
 DROP VIEW v_active_positions;
 DROP VIEW v_recent_trades;
 
@@ -26,7 +27,7 @@ SELECT
     p.current_price, p.unrealized_pnl, p.unrealized_pnl_pct, p.liquidation_price, p.stop_loss, p.take_profit, p.trailing_stop,
     p.trade_id, p.entry_time, p.last_updated,
     t.signal_score, t.technical_score, t.llm_score, t.xgb_confidence,
-    CAST(EXTRACT(EPOCH FROM (statement_timestamp() - p.entry_time)) / 60 AS INTEGER) AS minutes_held
+    CAST(round(EXTRACT(EPOCH FROM (statement_timestamp() - p.entry_time)) / 60) AS INTEGER) AS minutes_held
 FROM positions p
 LEFT JOIN trades t ON t.trade_id = p.trade_id
 WHERE p.status = 'open';
@@ -36,7 +37,7 @@ SELECT
     t.id, t.trade_id, t.symbol, t.exchange, t.side, t.action, t.entry_price, t.exit_price,
     t.quantity, t.leverage, t.realized_pnl, t.realized_pnl_pct, t.fee,
     t.entry_time, t.exit_time,
-    CAST(EXTRACT(EPOCH FROM (t.exit_time - t.entry_time)) / 60 AS INTEGER) AS duration_minutes
+    CAST(round(EXTRACT(EPOCH FROM (t.exit_time - t.entry_time)) / 60) AS INTEGER) AS duration_minutes
 FROM trades t
 WHERE t.action <> 'open' AND t.exit_time IS NOT NULL
 ORDER BY t.exit_time DESC

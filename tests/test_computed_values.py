@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iftb.data.storage import (
@@ -152,3 +152,14 @@ async def test_a_computed_zero_is_stored_without_a_sign(session: AsyncSession) -
     stored = await repo.get_position("BTCUSDT")
     assert stored is not None and stored.unrealized_pnl is not None
     assert (str(stored.unrealized_pnl), stored.unrealized_pnl.is_signed()) == ("0E-8", False)
+
+
+async def test_the_views_round_minutes_half_up_alike_on_both_backends(
+    session: AsyncSession,
+) -> None:
+    await closed_trade(session, "1", timedelta(seconds=100))  # 1.67 minutes
+    await closed_trade(session, "1", timedelta(seconds=29, milliseconds=999))
+    rows = await session.execute(
+        text("SELECT duration_minutes FROM v_recent_trades ORDER BY duration_minutes")
+    )
+    assert [row.duration_minutes for row in rows] == [0, 2]

@@ -112,7 +112,7 @@ def test_the_largest_money_value_fits() -> None:
         ({"exit_time": T0 - timedelta(seconds=1)}, "exit_time", "before entry_time"),
         ({"leverage": Decimal("1000")}, "leverage", r"NUMERIC\(5,2\)"),
         ({"signal_score": Decimal("0.12345")}, "signal_score", "more than 4 decimal places"),
-        ({"decision_reasons": {"x": float("nan")}}, "decision_reasons", "not JSON-serialisable"),
+        ({"decision_reasons": {"x": float("nan")}}, "decision_reasons", "is not a finite number"),
         ({"decision_reasons": {"x": object()}}, "decision_reasons", "not JSON-serialisable"),
         ({"trade_id": None}, "trade_id", "is required"),
     ],

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from iftb.data.storage import OHLCVBar, ValidationError, parse_timeframe
+from iftb.data.storage.validation import aware_utc, candle_opened_rule
 
 FileFormat = Literal["auto", "binance", "csv", "freqtrade-json"]
 FORMATS: tuple[FileFormat, ...] = ("auto", "binance", "csv", "freqtrade-json")
@@ -38,6 +39,7 @@ _OPTIONAL_COLUMNS = {
     "trades_count": ("trades_count", "trades", "number_of_trades", "count"),
 }
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_LIMIT = 10**20  # microseconds past year 9999 (and seconds far beyond): out of range
 _OHLCV = ("time", "open", "high", "low", "close", "volume")
 
 
@@ -236,10 +238,12 @@ def _chunks(
     step = timedelta(seconds=timeframe.seconds) if timeframe.seconds else None
     chunk = CandleChunk()
     previous: OHLCVBar | None = None
+    opened = candle_opened_rule()
     for line, values in rows:
         chunk.rows += 1
         try:
             bar = _bar(values, series)
+            opened(bar.timeframe, bar.timestamp)
             if step is not None and previous is not None:
                 _check_spacing(previous, bar, step, series.timeframe)
         except ValidationError as exc:
@@ -287,22 +291,34 @@ def _check_spacing(previous: OHLCVBar, bar: OHLCVBar, step: timedelta, timeframe
 
 
 def parse_time(value: Any) -> datetime:
-    """Epoch seconds, milliseconds or microseconds (by magnitude), or ISO 8601 with a zone."""
+    """Epoch seconds, milliseconds or microseconds (by magnitude), or ISO 8601 with a zone;
+    within the supported range (``aware_utc``)."""
     text = str(value).strip()
     if _looks_numeric(text):
         number = Decimal(text)
-        if number >= 10**14:  # microseconds: 2025 in µs is ~1.7e15, in ms ~1.7e12
-            return _EPOCH + timedelta(microseconds=int(number))
-        if number >= 10**11:  # milliseconds (1973 onwards)
-            return _EPOCH + timedelta(milliseconds=int(number))
-        return _EPOCH + timedelta(seconds=int(number))
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationError(f"time: {text!r} is neither epoch time nor ISO 8601") from None
-    if moment.tzinfo is None:
-        raise ValidationError(f"time: {text!r} has no time zone (add Z or +00:00)")
-    return moment.astimezone(UTC)
+        if not -_EPOCH_LIMIT < number < _EPOCH_LIMIT:  # too big to convert, let alone store
+            raise _out_of_range(text)
+        try:
+            if number >= 10**14:  # microseconds: 2025 in µs is ~1.7e15, in ms ~1.7e12
+                moment = _EPOCH + timedelta(microseconds=int(number))
+            elif number >= 10**11:  # milliseconds (1973 onwards)
+                moment = _EPOCH + timedelta(milliseconds=int(number))
+            else:
+                moment = _EPOCH + timedelta(seconds=int(number))
+        except OverflowError:
+            raise _out_of_range(text) from None
+    else:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError(f"time: {text!r} is neither epoch time nor ISO 8601") from None
+        if moment.tzinfo is None:
+            raise ValidationError(f"time: {text!r} has no time zone (add Z or +00:00)")
+    return aware_utc("timestamp", moment)
+
+
+def _out_of_range(text: str) -> ValidationError:
+    return ValidationError(f"time: {text!r} is outside the supported range", field="timestamp")
 
 
 def _number(name: str, value: Any) -> Decimal:
@@ -318,6 +334,10 @@ def _count(value: Any) -> int:
     number = _number("trades_count", value)
     if number != number.to_integral_value():
         raise ValidationError(f"trades_count: {value!r} is not a whole number")
+    if number.adjusted() > 18:  # past BIGINT: refused by the column rule, without a huge int
+        raise ValidationError(
+            f"trades_count: {value!r} is outside the column's range", field="trades_count"
+        )
     return int(number)
 
 

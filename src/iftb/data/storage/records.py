@@ -83,10 +83,13 @@ def _field_names(cls: type) -> tuple[str, ...]:
     return names
 
 
-def _rules_for(model: Any, **choices: Any) -> dict[str, Rule]:
+def _rules_for(model: Any, *, unchecked: tuple[str, ...] = (), **choices: Any) -> dict[str, Rule]:
+    """The column rules, but for ``created_at`` (set by the database) and ``unchecked`` columns
+    the record does not carry; ``id`` keeps its rule, as a record handed back to ``update``
+    must still hold an id that fits BIGINT."""
     rules = column_rules(model, choices)
-    for generated in ("id", "created_at"):
-        rules.pop(generated, None)
+    for name in ("created_at", *unchecked):
+        rules.pop(name, None)
     return rules
 
 
@@ -120,7 +123,7 @@ class SeriesCoverage:
 class OHLCVBar(_Validated):
     """One candle. ``timestamp`` is its open time, on the timeframe's boundary, in UTC."""
 
-    _rules: ClassVar[dict[str, Rule]] = _rules_for(OHLCVModel)
+    _rules: ClassVar[dict[str, Rule]] = _rules_for(OHLCVModel, unchecked=("id",))
     _required: ClassVar[frozenset[str]] = required_columns(OHLCVModel)
 
     symbol: str

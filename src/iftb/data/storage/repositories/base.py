@@ -7,10 +7,13 @@ work (``DatabaseManager.get_session()``). They return domain records, never ORM 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import fields
 from datetime import datetime
-from typing import Any, TypeVar
+from decimal import localcontext
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import ColumnElement, Executable, Result, delete, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,9 +22,11 @@ from sqlalchemy.orm import DeclarativeBase
 
 from iftb.data.storage.errors import ValidationError, translated_errors
 from iftb.data.storage.sql_functions import utcnow
-from iftb.data.storage.validation import aware_utc
+from iftb.data.storage.validation import BIGINT_MAX, DECIMAL_CONTEXT, aware_utc
 
 RecordT = TypeVar("RecordT")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # Set by the database, never by a caller: the key, the insertion time, the update triggers and
 # the optimistic version (bumped by every repository update).
@@ -33,6 +38,13 @@ class Repository:
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every public coroutine of a repository computes in the library's decimal context."""
+        super().__init_subclass__(**kwargs)
+        for name, member in list(vars(cls).items()):
+            if not name.startswith("_") and inspect.iscoroutinefunction(member):
+                setattr(cls, name, _in_decimal_context(member))
 
     @property
     def session(self) -> AsyncSession:
@@ -148,7 +160,22 @@ def all_records(record_type: type[RecordT], result: Result[Any]) -> list[RecordT
 
 
 def checked_limit(limit: int) -> int:
-    """A row limit, which must be positive."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ValidationError(f"limit: must be a whole number ≥ 1 (got {limit!r})", field="limit")
+    """A row limit: positive, and within BIGINT (what PostgreSQL's LIMIT and SQLite take)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= BIGINT_MAX:
+        raise ValidationError(
+            f"limit: must be a whole number in [1, {BIGINT_MAX}] (got {limit!r})", field="limit"
+        )
     return limit
+
+
+def _in_decimal_context(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """``method`` run in ``DECIMAL_CONTEXT``, whatever the caller's context (PnL, percentages,
+    averages and bound values are then the same for every caller). The decimal context is a
+    context variable, so this task alone sees it, and only until the method returns."""
+
+    @functools.wraps(method)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with localcontext(DECIMAL_CONTEXT):
+            return await method(*args, **kwargs)
+
+    return run

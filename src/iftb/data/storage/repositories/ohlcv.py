@@ -28,7 +28,7 @@ from iftb.data.storage.repositories.candle_partitions import (
 )
 from iftb.data.storage.repositories.candle_sql import gap_rows, resample_rows
 from iftb.data.storage.timeframes import Timeframe, parse_timeframe
-from iftb.data.storage.validation import aware_utc
+from iftb.data.storage.validation import aware_utc, candle_opened_rule
 
 Key = tuple[str, str, str, datetime]
 _TICK = timedelta(microseconds=1)
@@ -344,13 +344,19 @@ class OHLCVRepository(Repository):
 
 
 def _checked_batch(bars: Sequence[OHLCVBar]) -> list[OHLCVBar]:
-    """The batch as a list, every item an OHLCVBar (validated when it was built)."""
+    """The batch as a list, every item an OHLCVBar (validated when it was built) that opens no
+    later than the current candle of its timeframe (checked now, at write time)."""
     batch = list(bars)
+    opened = candle_opened_rule()
     for index, bar in enumerate(batch):
         if type(bar) is not OHLCVBar:
             raise ValidationError(
                 f"expected an OHLCVBar, got {type(bar).__name__}", field="bar", index=index
             )
+        try:
+            opened(bar.timeframe, bar.timestamp)
+        except ValidationError as exc:
+            raise exc.at_index(index) from None
     return batch
 
 

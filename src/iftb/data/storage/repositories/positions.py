@@ -26,7 +26,7 @@ from iftb.data.storage.repositories.base import (
 )
 from iftb.data.storage.sql_functions import dec_div, dec_mul, dec_round, dec_sub, dec_within
 from iftb.data.storage.types import ExactNumeric
-from iftb.data.storage.validation import choice_rule, decimal_rule
+from iftb.data.storage.validation import checked_id, choice_rule, decimal_rule
 
 _COLUMNS = PositionModel.__table__.columns
 _WRITABLE = [name for name in _COLUMNS.keys() if name not in GENERATED_COLUMNS]  # noqa: SIM118
@@ -97,7 +97,7 @@ class PositionRepository(Repository):
             values |= _marked_values(_PRICE(exit_price))
         statement = (
             update(PositionModel)
-            .where(PositionModel.id == position_id, _IS_OPEN)
+            .where(PositionModel.id == checked_id("position_id", position_id), _IS_OPEN)
             .values(values)
             .returning(*_COLUMNS)
         )

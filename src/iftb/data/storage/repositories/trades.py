@@ -26,7 +26,7 @@ from iftb.data.storage.repositories.base import (
     one_or_none,
 )
 from iftb.data.storage.repositories.trade_statistics import trade_statistics
-from iftb.data.storage.validation import to_decimal
+from iftb.data.storage.validation import checked_id, to_decimal
 from iftb.utils import get_logger
 
 _UPDATABLE = frozenset(TradeModel.__table__.columns.keys()) - GENERATED_COLUMNS
@@ -58,7 +58,7 @@ class TradeRepository(Repository):
         unknown = sorted(set(fields) - _UPDATABLE)
         if unknown:
             raise ValidationError(f"{unknown[0]}: not an updatable trade column", field=unknown[0])
-        current = await self.get_by_id(trade_id)
+        current = await self.get_by_id(checked_id("trade_id", trade_id))
         if current is None:
             raise NotFoundError(f"no trade with id {trade_id}")
         if expected_version is not None and expected_version != current.version:
@@ -75,7 +75,8 @@ class TradeRepository(Repository):
         return stored
 
     async def get_by_id(self, id: int) -> Trade | None:
-        return one_or_none(Trade, await self._execute(_select().where(TradeModel.id == id)))
+        statement = _select().where(TradeModel.id == checked_id("id", id))
+        return one_or_none(Trade, await self._execute(statement))
 
     async def get_by_trade_id(self, trade_id: str) -> Trade | None:
         statement = _select().where(TradeModel.trade_id == trade_id)

@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from iftb.data.storage import (
     DailyPerformanceRepository,
+    OHLCVBar,
+    OHLCVRepository,
     PositionModel,
     PositionRepository,
     TradeRepository,
@@ -163,3 +165,25 @@ async def test_the_views_round_minutes_half_up_alike_on_both_backends(
         text("SELECT duration_minutes FROM v_recent_trades ORDER BY duration_minutes")
     )
     assert [row.duration_minutes for row in rows] == [0, 2]
+
+
+async def test_a_resampled_candle_whose_sums_do_not_fit_is_refused(session: AsyncSession) -> None:
+    heavy = Decimal(400000000000)  # three of them sum past NUMERIC(20, 8)
+    bars = [
+        OHLCVBar(
+            symbol="BTCUSDT",
+            exchange="binance",
+            timeframe="1m",
+            timestamp=MORNING + timedelta(minutes=minute),
+            open=Decimal(100),
+            high=Decimal(100),
+            low=Decimal(100),
+            close=Decimal(100),
+            volume=heavy,
+        )
+        for minute in range(3)
+    ]
+    repo = OHLCVRepository(session)
+    await repo.insert_many(bars)
+    with pytest.raises(ValidationError, match="3m candle opening .* volume: .* does not fit"):
+        await repo.resample("BTCUSDT", "1m", "3m", MORNING, MORNING + timedelta(minutes=2))

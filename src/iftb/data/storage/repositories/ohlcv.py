@@ -304,6 +304,7 @@ class OHLCVRepository(Repository):
                     "exchange": exchange,
                 }
             )
+            _check_storable(bar)
             resampled.append(ResampledBar(bar, row["source_count"], expected))
         return resampled
 
@@ -397,6 +398,20 @@ def _window(lower: datetime | None, upper: datetime | None) -> ColumnElement[boo
 
 def _gap(tf: Timeframe, first: datetime, last: datetime) -> Gap:
     return Gap(start=first, end=last, missing=tf.count_between(first, last))
+
+
+def _check_storable(bar: OHLCVBar) -> None:
+    """A built candle obeys the rules of a stored one (summed volumes and trade counts must
+    fit their columns), so writing it back never fails, nor stores on SQLite what PostgreSQL
+    would refuse."""
+    try:
+        bar.validate()
+    except ValidationError as exc:
+        raise ValidationError(
+            f"the {bar.timeframe} candle opening {bar.timestamp.isoformat()} cannot be built: "
+            f"{exc}",
+            field=exc.field,
+        ) from None
 
 
 def _check_resample(source: Timeframe, target: Timeframe) -> None:

@@ -27,6 +27,12 @@ from benchmarks.sql import (
 )
 from iftb.data.storage.repositories.candle_io import COLUMNS
 
+ENSURE_SPAN = (
+    "SELECT iftb_ensure_ohlcv_partitions(ARRAY(SELECT generate_series($1::timestamptz, $2, "
+    "interval '1 day')) || $2::timestamptz)"
+)
+"""Every partition from $1 to $2: the function takes open times, and a day lies in one unit."""
+
 
 class RawPostgres:
     """Bare asyncpg, session time zone UTC like the library's connections."""
@@ -46,10 +52,8 @@ class RawPostgres:
         return cls(connection)
 
     async def ensure_partitions(self, first: datetime, last: datetime) -> int:
-        """Create the monthly candle partitions ``[first, last]`` needs (migration 0002)."""
-        created: int = await self._connection.fetchval(
-            "SELECT iftb_ensure_ohlcv_partitions($1, $2)", first, last
-        )
+        """Create the monthly candle partitions ``[first, last]`` needs (migration 0004)."""
+        created: int = await self._connection.fetchval(ENSURE_SPAN, first, last)
         return created
 
     def candle_rows(self, rows: Iterable[NativeRow]) -> list[DriverRow]:

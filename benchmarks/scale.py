@@ -28,6 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from tests.support.pg_cluster import PostgresServer, throwaway_cluster
 
+from benchmarks.raw_postgres import ENSURE_SPAN
 from iftb.data.storage import DatabaseManager, OHLCVRepository
 from iftb.data.storage.manager import POSTGRES_SERVER_SETTINGS
 
@@ -61,7 +62,7 @@ async def ingest(server: PostgresServer, database: str, symbols: int, hours: int
     try:
         if await connection.fetchval("SELECT to_regproc('iftb_ensure_ohlcv_partitions')"):
             last = T0 + timedelta(hours=hours)
-            await connection.execute("SELECT iftb_ensure_ohlcv_partitions($1, $2)", T0, last)
+            await connection.execute(ENSURE_SPAN, T0, last)
         started, total = time.perf_counter(), 0
         for batch in rows(symbols, hours):
             await connection.copy_records_to_table("ohlcv", records=batch, columns=COLUMNS)

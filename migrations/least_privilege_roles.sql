@@ -3,8 +3,9 @@
 -- Run once per database as a superuser (or a role with CREATEROLE), in the bot's database:
 --   psql -v owner_password="$OWNER_PW" -v bot_password="$BOT_PW" -d iftb -f least_privilege_roles.sql
 --
--- iftb_owner owns the schema and runs the migrations (`iftb-db upgrade`); the bot logs in as
--- iftb_bot, which can read and write rows but cannot create, alter or drop anything.
+-- iftb_owner owns the schema, runs the migrations (`iftb-db upgrade`) and the maintenance jobs
+-- (audit retention); the bot logs in as iftb_bot, which can read, append and update rows but
+-- cannot delete history or create, alter or drop anything (docs/security.md has the full table).
 -- Nothing is granted to PUBLIC.
 
 CREATE ROLE iftb_owner LOGIN PASSWORD :'owner_password';
@@ -21,12 +22,14 @@ ALTER SCHEMA public OWNER TO iftb_owner;
 GRANT USAGE ON SCHEMA public TO iftb_bot;
 
 -- Every table and sequence the owner creates from now on (i.e. by the migrations) is usable by
--- the bot for DML only.
+-- the bot to read, append and update rows, never to delete them: the journal and the audit log
+-- are history. Deleting is granted table by table where the bot needs it (candles: migration
+-- 0004); audit retention runs as iftb_owner.
 ALTER DEFAULT PRIVILEGES FOR ROLE iftb_owner IN SCHEMA public
-    GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO iftb_bot;
+    GRANT SELECT, INSERT, UPDATE ON TABLES TO iftb_bot;
 ALTER DEFAULT PRIVILEGES FOR ROLE iftb_owner IN SCHEMA public
     GRANT USAGE, SELECT ON SEQUENCES TO iftb_bot;
--- The candle partition functions (SECURITY DEFINER, revoked from PUBLIC by migration 0002):
+-- The candle partition functions (SECURITY DEFINER, revoked from PUBLIC by migrations 0002/0004):
 -- the bot creates next month's partition and applies retention through them, never by DDL.
 ALTER DEFAULT PRIVILEGES FOR ROLE iftb_owner IN SCHEMA public
     GRANT EXECUTE ON FUNCTIONS TO iftb_bot;

@@ -106,6 +106,53 @@ async def test_reference_sql_builds_the_same_schema_as_the_migrations(
     assert actual == expected
 
 
+@pytest.mark.postgres_only
+async def test_downgrading_0004_restores_the_0002_partition_functions_exactly(
+    postgres_server: PostgresServer, empty_database_url: str
+) -> None:
+    database = empty_database_url.rsplit("/", 1)[1]
+    manager = DatabaseManager(empty_database_url, auto_migrate=False)
+    try:
+        await manager.migrate("0003")
+        before = _normalised(pg_dump_schema(postgres_server, database))
+        await manager.migrate("0004")
+        assert _normalised(pg_dump_schema(postgres_server, database)) != before
+        await manager.downgrade("0003")
+        assert _normalised(pg_dump_schema(postgres_server, database)) == before
+    finally:
+        await manager.disconnect()
+
+
+@pytest.mark.postgres_only
+async def test_migration_0004_lets_whoever_could_create_partitions_still_do_so(
+    postgres_server: PostgresServer, empty_database_url: str
+) -> None:
+    """EXECUTE on the replaced ensure function moves to its successor (and back on downgrade)
+    whoever migrates, not only where the owner's default privileges grant it."""
+    old = "iftb_ensure_ohlcv_partitions(timestamptz, timestamptz)"
+    new = "iftb_ensure_ohlcv_partitions(timestamptz[])"
+    may_run = text("SELECT has_function_privilege('iftb_probe', :function, 'EXECUTE')")
+    manager = DatabaseManager(empty_database_url, auto_migrate=False)
+    try:
+        await manager.migrate("0003")
+        async with manager._ensure_engine().begin() as connection:
+            await connection.execute(text("DROP ROLE IF EXISTS iftb_probe"))
+            await connection.execute(text("CREATE ROLE iftb_probe NOLOGIN"))
+            await connection.execute(text(f"GRANT EXECUTE ON FUNCTION {old} TO iftb_probe"))
+        await manager.migrate("0004")
+        async with manager._ensure_engine().connect() as connection:
+            assert await connection.scalar(may_run, {"function": new})
+        await manager.downgrade("0003")
+        async with manager._ensure_engine().connect() as connection:
+            assert await connection.scalar(may_run, {"function": old})
+        await manager.downgrade("base")
+    finally:
+        async with manager._ensure_engine().begin() as connection:
+            await connection.execute(text("DROP OWNED BY iftb_probe"))
+            await connection.execute(text("DROP ROLE iftb_probe"))
+        await manager.disconnect()
+
+
 def test_no_privileges_are_granted_to_public() -> None:
     tracked = subprocess.run(
         ["git", "ls-files", "*.sql", "*.py"], cwd=ROOT, capture_output=True, text=True, check=True

@@ -1,5 +1,6 @@
-"""Time-partitioned candles (migration 0002): a populated database migrated both ways with no
-row lost, writes into months with no partition yet, retention by partition, Citus readiness."""
+"""Time-partitioned candles (migrations 0002 and 0004): a populated database migrated both ways
+with no row lost, writes into months with no partition yet (and only those months), the
+partition unit kept across migrations, retention by partition, Citus readiness."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import pytest
 from sqlalchemy import PrimaryKeyConstraint, UniqueConstraint, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from iftb.config import get_settings
 from iftb.data.storage import DatabaseManager, OHLCVBar, OHLCVModel, OHLCVRepository
 from iftb.data.storage.migrations import MIGRATIONS_DIR
+from iftb.data.storage.repositories.candle_partitions import ensure_partitions_for
 
 ROOT = Path(__file__).resolve().parents[1]
 RELKIND = text("SELECT relkind::text FROM pg_class WHERE relname = 'ohlcv'")
@@ -70,6 +73,7 @@ async def test_migration_0002_moves_a_populated_table_both_ways_losing_nothing(
             "ohlcv_p20240201",
         ]
 
+        await manager.migrate()  # the repositories need the latest schema
         await manager.connect()
         async with manager.get_session() as session:  # ids go on from where they were
             await OHLCVRepository(session).insert_many(hourly(datetime(2024, 3, 1, tzinfo=UTC), 1))
@@ -96,13 +100,66 @@ async def _list(connection: object) -> list:  # type: ignore[type-arg]
 @pytest.mark.postgres_only
 async def test_writes_into_months_with_no_partition_yet_succeed(session: AsyncSession) -> None:
     repo = OHLCVRepository(session)
-    far = datetime(2031, 7, 31, 20, tzinfo=UTC)  # runs into August
-    assert "ohlcv_p20310701" not in await partitions(session)
+    far = datetime(2011, 7, 31, 20, tzinfo=UTC)  # runs into August (candles never open ahead)
+    assert "ohlcv_p20110701" not in await partitions(session)
     assert await repo.insert_many(hourly(far, 10)) == 10
     assert await repo.upsert_many(hourly(datetime(2019, 12, 31, 23, tzinfo=UTC), 2)) == 2
     created = set(await partitions(session))
-    assert {"ohlcv_p20310701", "ohlcv_p20310801", "ohlcv_p20191201", "ohlcv_p20200101"} <= created
+    assert {"ohlcv_p20110701", "ohlcv_p20110801", "ohlcv_p20191201", "ohlcv_p20200101"} <= created
     assert len(await repo.get_range("BTCUSDT", "1h", far, far + timedelta(days=1))) == 10
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize("write", ["insert_many", "upsert_many"])
+async def test_a_batch_far_apart_in_time_creates_partitions_only_for_its_months(
+    session: AsyncSession, write: str
+) -> None:
+    before = set(await partitions(session))
+    batch = [
+        *hourly(datetime(1970, 1, 1, tzinfo=UTC), 1),
+        *hourly(datetime(2024, 5, 31, 23, tzinfo=UTC), 2),
+    ]
+    assert await getattr(OHLCVRepository(session), write)(batch) == 3
+    assert set(await partitions(session)) - before == {
+        "ohlcv_p19700101",
+        "ohlcv_p20240501",
+        "ohlcv_p20240601",
+    }
+
+
+@pytest.mark.postgres_only
+async def test_two_candles_a_century_apart_create_exactly_two_partitions(
+    session: AsyncSession,
+) -> None:
+    before = set(await partitions(session))
+    century = [datetime(2024, 3, 5, 7, tzinfo=UTC), datetime(2124, 3, 5, 7, tzinfo=UTC)]
+    assert await ensure_partitions_for(await session.connection(), century) == 2
+    assert set(await partitions(session)) - before == {"ohlcv_p20240301", "ohlcv_p21240301"}
+    assert await ensure_partitions_for(await session.connection(), century) == 0
+
+
+@pytest.mark.postgres_only
+async def test_migration_0004_keeps_the_partition_unit_the_database_was_migrated_with(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manager = DatabaseManager(empty_database_url, auto_migrate=False)
+    try:
+        monkeypatch.setenv("DB_OHLCV_PARTITION_UNIT", "year")
+        get_settings.cache_clear()
+        await manager.migrate("0003")
+        monkeypatch.setenv("DB_OHLCV_PARTITION_UNIT", "month")
+        get_settings.cache_clear()
+        await manager.migrate()
+        await manager.connect()
+        async with manager.get_session() as session:
+            await OHLCVRepository(session).insert_many(hourly(datetime(2011, 7, 1, tzinfo=UTC), 1))
+            (year,) = [
+                p for p in await OHLCVRepository(session).get_partitions() if p.lower.year == 2011
+            ]
+        assert (year.name, year.upper) == ("ohlcv_p20110101", datetime(2012, 1, 1, tzinfo=UTC))
+    finally:
+        get_settings.cache_clear()
+        await manager.disconnect()
 
 
 async def test_retention_drops_whole_partitions_and_deletes_the_rest(

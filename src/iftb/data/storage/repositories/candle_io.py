@@ -1,7 +1,7 @@
 """Candle rows on the hot paths: the one place where the two backends differ in how rows travel.
 
 Writes: PostgreSQL gets binary COPY on the session's own asyncpg connection (inside its
-transaction), once the months the batch reaches have partitions; an upsert copies into a
+transaction), once the months the batch's candles fall in have partitions; an upsert copies into a
 per-connection staging table, then merges with one ``INSERT ... SELECT ... ON CONFLICT DO
 UPDATE``. SQLite gets one ``executemany`` per chunk of
 values already in their stored form (``types``).
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from iftb.data.storage.models import OHLCVModel
 from iftb.data.storage.records import OHLCVBar
-from iftb.data.storage.repositories.candle_partitions import ensure_partitions
+from iftb.data.storage.repositories.candle_partitions import ensure_partitions_for
 from iftb.data.storage.types import datetime_to_sqlite_text, decimal_to_text
 
 KEY_COLUMNS = ("symbol", "exchange", "timeframe", "timestamp")
@@ -124,11 +124,9 @@ def _sqlite_row(bar: OHLCVBar) -> tuple[Any, ...]:
 
 
 async def _partitioned_for(connection: AsyncConnection, bars: Sequence[OHLCVBar]) -> Any:
-    """The asyncpg connection under the session's (same transaction), once every month the
-    batch reaches has its partition: no write may fail for want of one."""
-    first = min(bar.timestamp for bar in bars)
-    last = max(bar.timestamp for bar in bars)
-    await ensure_partitions(connection, first, last)
+    """The asyncpg connection under the session's (same transaction), once every month that
+    holds a candle of the batch has its partition: no write may fail for want of one."""
+    await ensure_partitions_for(connection, (bar.timestamp for bar in bars))
     raw = await connection.get_raw_connection()
     return raw.driver_connection
 

@@ -1,18 +1,23 @@
-"""Time partitions of the candle table on PostgreSQL (migration 0002); SQLite has none.
+"""Time partitions of the candle table on PostgreSQL (migrations 0002 and 0004); SQLite has none.
 
-Partitions are created and dropped by SECURITY DEFINER functions the migration installs, so the
-bot's DML-only role can write into a new month and apply retention without DDL rights.
+Partitions are created and dropped by SECURITY DEFINER functions the migrations install, so the
+bot's DML-only role can write into a new month and apply retention without DDL rights. A write
+creates the partitions of the months its candles fall in, never of the months between them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 
-from sqlalchemy import text
+from sqlalchemy import DateTime, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-_ENSURE = text("SELECT iftb_ensure_ohlcv_partitions(:first, :last)")
+_ENSURE = text("SELECT iftb_ensure_ohlcv_partitions(:days)").bindparams(
+    bindparam("days", type_=ARRAY(DateTime(timezone=True)))
+)
 _DROP = text("SELECT iftb_drop_ohlcv_partitions(:start, :end, :symbol, :exchange, :timeframe)")
 _LIST = text(
     "SELECT p.name::text AS name, p.lower_bound, p.upper_bound, c.reltuples::bigint AS rows "
@@ -31,11 +36,26 @@ class Partition:
     estimated_rows: int
 
 
-async def ensure_partitions(connection: AsyncConnection, first: datetime, last: datetime) -> int:
-    """Create the partitions candles opening in ``[first, last]`` need; returns how many were
-    new (in the caller's transaction)."""
-    result = await connection.execute(_ENSURE, {"first": first, "last": last})
+async def ensure_partitions_for(connection: AsyncConnection, open_times: Iterable[datetime]) -> int:
+    """Create the partitions that candles opening at ``open_times`` (aware UTC) need; returns
+    how many were new (in the caller's transaction).
+
+    Only their distinct UTC days are sent: every partition unit (week, month, quarter, year) is
+    made of whole UTC days, so the function learns each unit the batch touches from a few
+    hundred values at most per year of candles, whatever the batch size.
+    """
+    days = sorted({moment.date() for moment in open_times})
+    midnights = [datetime.combine(day, time(), UTC) for day in days]
+    result = await connection.execute(_ENSURE, {"days": midnights})
     return int(result.scalar_one())
+
+
+async def ensure_partitions(connection: AsyncConnection, first: datetime, last: datetime) -> int:
+    """Create every partition from ``first`` to ``last`` (creating them ahead of time); returns
+    how many were new."""
+    first, last = first.astimezone(UTC), max(first, last).astimezone(UTC)
+    days = (first + timedelta(days=n) for n in range((last - first).days + 1))
+    return await ensure_partitions_for(connection, [*days, last])
 
 
 async def drop_whole_partitions(

@@ -1,0 +1,287 @@
+"""The bot's PostgreSQL role, deployed as operators do (``migrations/least_privilege_roles.sql``,
+then ``iftb-db upgrade`` as the owner): it cannot turn the SECURITY DEFINER partition functions
+against other tables, cannot delete or rewrite history, and still does all of its own work."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from iftb.data.storage import (
+    DailyPerformanceRepository,
+    DatabaseManager,
+    LLMAnalysisLog,
+    LLMAnalysisLogRepository,
+    OHLCVBar,
+    OHLCVRepository,
+    PositionRepository,
+    StorageError,
+    SystemEventRepository,
+    TradeRepository,
+)
+from tests.conftest import scratch_postgres_database
+from tests.factories import make_position, make_trade
+from tests.support.pg_cluster import PostgresServer, run_psql
+
+pytestmark = pytest.mark.postgres_only
+
+ROLES_SQL = Path(__file__).parents[1] / "migrations" / "least_privilege_roles.sql"
+PASSWORDS = {"owner_password": "owner-pw-1", "bot_password": "bot-pw-2"}
+TABLES = (
+    "ohlcv",
+    "trades",
+    "positions",
+    "daily_performance",
+    "system_events",
+    "llm_analysis_log",
+    "alembic_version",
+)
+
+
+async def fake_pg_inherits(connection: asyncpg.Connection, kind: str, target: str) -> None:
+    """The attack: a ``pg_inherits`` in the bot's temporary schema that claims ``target`` is a
+    partition of ``ohlcv`` (plain OIDs, so that dropping ``target`` is not blocked by the fake
+    depending on it), readable by the functions' owner."""
+    oids = await connection.fetchrow(
+        "SELECT $1::regclass::oid AS target, 'public.ohlcv'::regclass::oid AS ohlcv", target
+    )
+    await connection.execute(
+        f"CREATE TEMP {kind} pg_inherits AS SELECT {oids['target']}::oid AS inhrelid, "
+        f"{oids['ohlcv']}::oid AS inhparent, 1 AS inhseqno, false AS inhdetachpending"
+    )
+    await connection.execute("GRANT SELECT ON pg_temp.pg_inherits TO iftb_owner")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    server: PostgresServer
+    database: str
+
+    def url(self, role: str, driver: str = "asyncpg") -> str:
+        scheme = f"postgresql+{driver}" if driver else "postgresql"
+        password = PASSWORDS[f"{role.removeprefix('iftb_')}_password"]
+        host = f"{self.server.host}:{self.server.port}"
+        return f"{scheme}://{role}:{password}@{host}/{self.database}"
+
+    async def connect(self, role: str) -> asyncpg.Connection:
+        return await asyncpg.connect(self.url(role, driver=""))
+
+
+# What the roles script granted by default before revision 0004: DELETE on every new table.
+DEFAULTS_NOW = "GRANT SELECT, INSERT, UPDATE ON TABLES TO iftb_bot"
+DEFAULTS_BEFORE_0004 = "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO iftb_bot"
+
+
+@pytest.fixture(scope="module", params=["fresh", "deployed before 0004"])
+async def deployment(
+    request: pytest.FixtureRequest, postgres_server: PostgresServer | None
+) -> AsyncIterator[Deployment]:
+    """A database with the roles made by the real script and migrated by the owner: a fresh
+    deployment, or one made with the script as it was before 0004 and migrated to 0003 first.
+    Tests that change it undo what they did (see ``as_bot``)."""
+    if postgres_server is None:
+        pytest.skip("PostgreSQL unavailable")
+    script = ROLES_SQL.read_text()
+    if request.param != "fresh":
+        assert DEFAULTS_NOW in script
+        script = script.replace(DEFAULTS_NOW, DEFAULTS_BEFORE_0004)
+    try:
+        async with scratch_postgres_database(postgres_server) as database:
+            run_psql(postgres_server, database, script, variables=PASSWORDS)
+            deployed = Deployment(postgres_server, database)
+            owner = DatabaseManager(deployed.url("iftb_owner"))
+            if request.param != "fresh":
+                await owner.migrate("0003")
+            await owner.migrate()
+            await owner.disconnect()
+            yield deployed
+    finally:
+        admin = await asyncpg.connect(postgres_server.url(driver=""))
+        try:
+            await admin.execute("DROP ROLE IF EXISTS iftb_bot")
+            await admin.execute("DROP ROLE IF EXISTS iftb_owner")
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def bot(deployment: Deployment) -> AsyncIterator[DatabaseManager]:
+    manager = DatabaseManager(deployment.url("iftb_bot"))
+    async with manager:
+        yield manager
+
+
+@pytest.fixture
+async def as_bot(deployment: Deployment) -> AsyncIterator[asyncpg.Connection]:
+    """A connection as the bot inside a transaction that is rolled back afterwards, so what an
+    attack or a forbidden statement did is seen by the test and then undone."""
+    connection = await deployment.connect("iftb_bot")
+    transaction = connection.transaction()
+    await transaction.start()
+    try:
+        yield connection
+    finally:
+        await transaction.rollback()
+        await connection.close()
+
+
+async def tables(connection: asyncpg.Connection) -> set[str]:
+    rows = await connection.fetch(
+        "SELECT relname FROM pg_catalog.pg_class WHERE relnamespace = 'public'::regnamespace "
+        "AND relkind IN ('r', 'p') AND NOT relispartition"
+    )
+    return {row["relname"] for row in rows}
+
+
+def bar(at: datetime, symbol: str = "BTCUSDT") -> OHLCVBar:
+    one = Decimal(1)
+    return OHLCVBar(symbol, "binance", "1h", at, one, one, one, one, one)
+
+
+# --- item 1: the partition functions cannot be turned against other tables --------------------
+
+
+@pytest.mark.parametrize("kind", ["VIEW", "TABLE"])
+@pytest.mark.parametrize(
+    "target", ["llm_analysis_log", "system_events", "alembic_version", "ohlcv"]
+)
+async def test_a_fake_pg_inherits_in_the_bots_temp_schema_drops_nothing(
+    as_bot: asyncpg.Connection, kind: str, target: str
+) -> None:
+    await fake_pg_inherits(as_bot, kind, target)
+    try:
+        async with as_bot.transaction():  # a savepoint: a refusal is as good as ignoring the fake
+            await as_bot.fetchval("SELECT iftb_drop_ohlcv_partitions('1900-01-01', '1900-12-31')")
+    except asyncpg.PostgresError:
+        pass
+    assert set(TABLES) <= await tables(as_bot)
+
+
+async def test_a_fake_pg_inherits_does_not_steer_partition_creation_or_retention(
+    as_bot: asyncpg.Connection,
+) -> None:
+    await fake_pg_inherits(as_bot, "VIEW", "system_events")
+    await as_bot.execute("CREATE TEMP TABLE ohlcv (LIKE public.ohlcv)")
+    created = await as_bot.fetchval(
+        "SELECT iftb_ensure_ohlcv_partitions(ARRAY[timestamptz '1901-02-03 04:00Z'])"
+    )
+    assert await as_bot.fetchval("SELECT to_regclass('public.ohlcv_p19010201')") is not None
+    dropped = await as_bot.fetchval("SELECT iftb_drop_ohlcv_partitions('1901-02-01', '1901-03-01')")
+    assert (created, dropped) == (1, 0)  # the real (empty) partition, created then dropped
+    assert await as_bot.fetchval("SELECT to_regclass('public.ohlcv_p19010201')") is None
+    assert set(TABLES) <= await tables(as_bot)
+
+
+# --- item 2: what the bot may not do --------------------------------------------------------
+
+FORBIDDEN = [
+    *(f"DELETE FROM {table}" for table in TABLES[1:]),
+    "INSERT INTO alembic_version VALUES ('9999')",
+    "UPDATE alembic_version SET version_num = '0001'",
+    *(f"TRUNCATE {table}" for table in TABLES),
+    "DROP TABLE trades",
+    "DROP TABLE ohlcv",
+    "ALTER TABLE trades ADD COLUMN intruder int",
+    "CREATE TABLE intruder (id int)",
+]
+
+
+@pytest.mark.parametrize("statement", FORBIDDEN)
+async def test_the_bot_is_refused(as_bot: asyncpg.Connection, statement: str) -> None:
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await as_bot.execute(statement)
+
+
+async def test_a_table_the_owner_creates_later_gives_the_bot_no_delete(
+    deployment: Deployment,
+) -> None:
+    owner = await deployment.connect("iftb_owner")
+    try:
+        transaction = owner.transaction()
+        await transaction.start()
+        try:
+            await owner.execute("CREATE TABLE public.orders_to_come (id int)")
+            rights = await owner.fetchrow(
+                "SELECT has_table_privilege('iftb_bot', 'public.orders_to_come', 'INSERT') AS ins, "
+                "has_table_privilege('iftb_bot', 'public.orders_to_come', 'DELETE') AS del"
+            )
+        finally:
+            await transaction.rollback()
+    finally:
+        await owner.close()
+    assert (rights["ins"], rights["del"]) == (True, False)
+
+
+@pytest.mark.parametrize("repository", [SystemEventRepository, LLMAnalysisLogRepository])
+async def test_audit_retention_as_the_bot_is_a_permission_error(
+    bot: DatabaseManager, repository: type[SystemEventRepository | LLMAnalysisLogRepository]
+) -> None:
+    with pytest.raises(StorageError, match="permission denied for table"):
+        async with bot.get_session() as session:
+            await repository(session).purge(datetime.now(UTC))
+
+
+@pytest.mark.parametrize("repository", [SystemEventRepository, LLMAnalysisLogRepository])
+async def test_audit_retention_runs_as_the_owner(
+    deployment: Deployment, repository: type[SystemEventRepository | LLMAnalysisLogRepository]
+) -> None:
+    async with (
+        DatabaseManager(deployment.url("iftb_owner")) as owner,
+        owner.get_session() as session,
+    ):
+        assert await repository(session).purge(datetime(2000, 1, 1, tzinfo=UTC)) == 0
+
+
+# --- item 2: what the bot still does --------------------------------------------------------
+
+
+async def test_the_bot_writes_candles_into_a_new_month_and_applies_candle_retention(
+    bot: DatabaseManager,
+) -> None:
+    march = datetime(2011, 3, 1, tzinfo=UTC)
+    async with bot.get_session() as session:
+        repo = OHLCVRepository(session)
+        assert await repo.insert_many([bar(march)]) == 1
+        assert await repo.upsert_many([bar(march), bar(march + timedelta(days=31))]) == 2
+        assert await repo.upsert_many([bar(march, symbol="ETHUSDT")]) == 1
+    async with bot.get_session() as session:
+        repo = OHLCVRepository(session)
+        # April holds BTC only: dropped whole by the function; March is shared: rows deleted
+        assert await repo.delete_range("BTCUSDT", "1h", march, march + timedelta(days=62)) == 2
+        names = {p.name for p in await repo.get_partitions()}
+        assert "ohlcv_p20110301" in names and "ohlcv_p20110401" not in names
+        assert await repo.purge(march + timedelta(days=1)) == 1
+
+
+async def test_the_bot_opens_updates_and_closes_trades_and_positions(
+    bot: DatabaseManager,
+) -> None:
+    async with bot.get_session() as session:
+        trades, positions = TradeRepository(session), PositionRepository(session)
+        trade_id = await trades.insert(make_trade(trade_id="bot-role-trade"))
+        await trades.update(trade_id, stop_loss=Decimal(39000))
+        closed = await trades.close_trade(
+            "bot-role-trade", Decimal(41000), datetime(2024, 1, 2, tzinfo=UTC)
+        )
+        position = await positions.update_position(make_position(symbol="ETHUSDT"))
+        assert position.id is not None
+        await positions.mark_to_market("ETHUSDT", Decimal(41000))
+        final = await positions.close_position(position.id)
+    assert closed.action == "close" and final.status == "closed"
+
+
+async def test_the_bot_writes_the_daily_rollup_and_the_audit_logs(bot: DatabaseManager) -> None:
+    async with bot.get_session() as session:
+        daily = DailyPerformanceRepository(session)
+        day = date(2024, 1, 5)
+        await daily.rollup(day, starting_balance=Decimal(1000))
+        again = await daily.rollup(day, starting_balance=Decimal(1000))  # an update now
+        await SystemEventRepository(session).log_event("probe", "info", "bot role")
+        await LLMAnalysisLogRepository(session).log(LLMAnalysisLog(analysis_type="probe"))
+    assert again.date == day

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection
+from sqlalchemy.engine import URL, Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import await_only
 
@@ -41,6 +41,8 @@ READ_ONLY = "iftb_read_only"
 BUSY_WAIT = "iftb_busy_wait"
 """Execution option: seconds a SQLite transaction waits for the write lock, overriding the
 busy timeout (``connect()`` waits no longer than its own ``connect_timeout``)."""
+
+_LAST_ERROR = "iftb_last_error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +146,21 @@ def _install_sqlite_hooks(engine: AsyncEngine, busy_timeout: float) -> None:
         # aiosqlite runs sqlite3 in its own thread; the functions must be created there.
         await_only(raw._execute(register_sqlite_functions, raw._conn))
 
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _keep_the_first_error(context: ExceptionContext) -> BaseException | None:
+        """SQLite rolls the whole transaction back on some errors (a full disk), so rolling back
+        to the savepoint then fails with "no such savepoint": raise the error that broke it."""
+        if context.connection is None:
+            return None
+        if "no such savepoint" in str(context.original_exception):
+            first: BaseException | None = context.connection.info.pop(_LAST_ERROR, None)
+            return first
+        context.connection.info[_LAST_ERROR] = context.sqlalchemy_exception
+        return None
+
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
+        connection.info.pop(_LAST_ERROR, None)
         options = connection.get_execution_options()
         reading = bool(options.get(READ_ONLY))
         wait = options.get(BUSY_WAIT, busy_timeout)

@@ -96,7 +96,6 @@ def translate(exc: Exception) -> StorageError:
     """Map a driver or SQLAlchemy exception to the storage hierarchy (never leaks credentials)."""
     if isinstance(exc, StorageError):
         return exc
-    exc = _first_error(exc)
     limit = _limit_or_condition(exc)
     if limit is not None:
         return limit
@@ -141,18 +140,6 @@ def translated_errors() -> Iterator[None]:
         if _sqlstate(exc):  # raised by the driver itself, e.g. asyncpg's COPY
             raise translate(exc) from exc
         raise
-
-
-def _first_error(exc: Exception) -> Exception:
-    """The error that broke the unit of work, not a savepoint rollback that failed after it.
-
-    SQLite rolls the whole transaction back on some errors (a full disk), so rolling back to the
-    savepoint then fails with "no such savepoint", raised while handling the real error.
-    """
-    context = exc.__context__
-    if "no such savepoint" in str(exc) and isinstance(context, Exception):
-        return context
-    return exc
 
 
 # SQLSTATEs and SQLite result codes that mean a limit was hit or a condition holds, whatever

@@ -41,8 +41,8 @@ async def ensure_partitions_for(connection: AsyncConnection, open_times: Iterabl
     how many were new (in the caller's transaction).
 
     Only their distinct UTC days are sent: every partition unit (week, month, quarter, year) is
-    made of whole UTC days, so the function learns each unit the batch touches from a few
-    hundred values at most per year of candles, whatever the batch size.
+    made of whole UTC days, so the function learns each unit the batch touches from at most 366
+    values per year of candles, whatever the batch size.
     """
     days = sorted({moment.date() for moment in open_times})
     midnights = [datetime.combine(day, time(), UTC) for day in days]

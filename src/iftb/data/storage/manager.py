@@ -30,6 +30,7 @@ from iftb.data.storage.errors import (
     StorageError,
     translate,
 )
+from iftb.data.storage.private_files import create_private_file
 from iftb.data.storage.retry import RetryPolicy, retry_transient
 from iftb.utils import get_logger
 from iftb.utils.logging import redact
@@ -290,7 +291,7 @@ class DatabaseManager:
         if self.is_sqlite:
             database = self._url.database
             if database and database != ":memory:" and not database.startswith("file:"):
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                create_private_file(Path(database).expanduser())
         return create_engine(
             self._url,
             echo=self._echo,

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 import pytest
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from iftb.data.storage import DatabaseLogHandler, DatabaseManager, SystemEvent, SystemEventModel
@@ -119,6 +119,127 @@ async def test_secrets_and_odd_context_never_block_a_batch(
     assert odd.symbol is None and odd.details is not None
     assert odd.details["symbol"] == "X" * 200 and "invalid_context" in odd.details
     assert odd.details["nan"] == "nan" and odd.details["obj"].startswith("<object")
+
+
+async def test_secrets_are_masked_in_stored_events_at_any_depth(
+    db: DatabaseManager, bridge: DatabaseLogHandler, app_logger: logging.Logger
+) -> None:
+    get_logger("iftb.exchange").warning(
+        "order sent",
+        config={"db": {"password": "s1-pw"}},
+        request={"headers": {"Authorization": "Bearer s2-tok", "X-API-KEY": "s3-key"}},
+        secret="s4-sec",
+        token="s5-tok",
+    )
+    try:
+        raise ConnectionError("refused: postgresql://bot:s6-pw@db/iftb with api_key=s7-key")
+    except ConnectionError:
+        app_logger.exception(
+            "exchange down, Authorization: Bearer s8-tok",
+            extra={"details": {"accounts": [{"api_key": "s9-key"}], "endpoint": "/v1/order"}},
+        )
+    await bridge.flush_async()
+
+    down, sent = await stored(db)
+    assert sent.details == {
+        "config": {"db": {"password": "***"}},
+        "request": {"headers": {"Authorization": "***", "X-API-KEY": "***"}},
+        "secret": "***",
+        "token": "***",
+    }
+    assert down.details == {"accounts": [{"api_key": "***"}], "endpoint": "/v1/order"}
+    assert down.message == "exchange down, Authorization: ***"
+    assert "postgresql://bot:***@db/iftb" in (down.stack_trace or "")
+    for secret in ("s1-pw", "s2-tok", "s3-key", "s4-sec", "s5-tok", "s6-pw", "s7-key", "s8-tok"):
+        assert secret not in repr(sent) + repr(down)
+
+
+@pytest.mark.parametrize(
+    ("poison", "stored_as"),
+    [
+        ({"msg": "nul \x00 in message"}, {"message": "nul  in message"}),
+        ({"msg": "lone \ud800 surrogate"}, {"message": "lone \ufffd surrogate"}),
+        (
+            {"msg": "odd details", "extra": {"details": {"k\ud800": ["a\x00b", "\udfff"]}}},
+            {"details": {"k\ufffd": ["ab", "\ufffd"]}},
+        ),
+        ({"msg": "odd column", "extra": {"symbol": "BTC\x00USDT"}}, {"symbol": "BTCUSDT"}),
+    ],
+)
+async def test_unstorable_characters_are_replaced_and_never_block_the_queue(
+    db: DatabaseManager,
+    bridge: DatabaseLogHandler,
+    app_logger: logging.Logger,
+    poison: dict,  # type: ignore[type-arg]
+    stored_as: dict,  # type: ignore[type-arg]
+) -> None:
+    app_logger.warning("before")
+    app_logger.warning(poison["msg"], extra=poison.get("extra"))
+    app_logger.warning("after")
+    async with asyncio.timeout(30):  # a blocked queue never drains
+        await bridge.flush_async()
+
+    after, sanitised, before = await stored(db)
+    assert (before.message, after.message) == ("before", "after")
+    for field, value in stored_as.items():
+        assert getattr(sanitised, field) == value
+    assert bridge.rejected == 0
+
+
+async def refuse_messages_saying_poison(db: DatabaseManager) -> None:
+    """A real refusal by the database, of one record that passes every check in Python."""
+    async with db.get_session() as session:
+        if session.get_bind().dialect.name == "sqlite":
+            await session.execute(
+                text(
+                    "CREATE TRIGGER refuse_poison BEFORE INSERT ON system_events "
+                    "WHEN NEW.message = 'poison' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )
+            )
+        else:
+            await session.execute(
+                text(
+                    "ALTER TABLE system_events "
+                    "ADD CONSTRAINT refuse_poison CHECK (message <> 'poison')"
+                )
+            )
+
+
+async def test_a_record_the_database_refuses_is_dropped_counted_and_reported(
+    db: DatabaseManager, bridge: DatabaseLogHandler, app_logger: logging.Logger
+) -> None:
+    await refuse_messages_saying_poison(db)
+    for n in range(3):
+        app_logger.warning("good %d", n)
+    app_logger.error("poison")
+    for n in range(3, 6):
+        app_logger.warning("good %d", n)
+    async with asyncio.timeout(30):  # a blocked queue never drains
+        await bridge.flush_async()
+
+    events = await stored(db)
+    assert {event.message for event in events if event.message.startswith("good")} == {
+        f"good {n}" for n in range(6)
+    }
+    assert "poison" not in {event.message for event in events}
+    [report] = [event for event in events if event.event_type == "log_bridge.rejected"]
+    assert report.details is not None and report.details["rejected"] == 1
+    assert "refuse" in report.details["last_error"]
+    assert bridge.rejected == 0  # reported, so reset
+
+
+async def test_the_bridge_keeps_writing_after_a_refused_record(
+    db: DatabaseManager, bridge: DatabaseLogHandler, app_logger: logging.Logger
+) -> None:
+    await refuse_messages_saying_poison(db)
+    app_logger.error("poison")
+    async with asyncio.timeout(30):
+        await bridge.flush_async()
+    app_logger.warning("later")
+    async with asyncio.timeout(30):
+        await bridge.flush_async()
+
+    assert "later" in {event.message for event in await stored(db)}
 
 
 async def test_burst_is_queued_without_waiting_and_then_fully_written(

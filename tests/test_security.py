@@ -25,7 +25,7 @@ from iftb.data.storage import (
     Trade,
     TradeRepository,
 )
-from iftb.utils import configure_logging
+from iftb.utils import configure_logging, get_logger
 from tests.conftest import scratch_postgres_database
 from tests.support.pg_cluster import PostgresServer, run_psql
 
@@ -100,6 +100,50 @@ async def test_no_password_in_connection_errors_or_their_tracebacks(
         assert "iftb_secret_probe" in shown
         for secret in (PASSWORD, PASSWORD + "x", quote(PASSWORD, safe="")):
             assert secret not in shown
+
+
+@pytest.mark.parametrize("fmt", ["console", "json"])
+async def test_a_logged_connection_failure_shows_no_password(
+    fmt: str, secret_role: str, postgres_server: PostgresServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrong = secret_role.replace(quote(PASSWORD, safe=""), quote(PASSWORD + "x", safe=""))
+    configure_logging(level="INFO", fmt=fmt)
+    try:
+        try:
+            await DatabaseManager(wrong, connect_timeout=2).connect()
+        except DatabaseConnectionError:
+            get_logger("iftb.probe").exception("connect failed")
+        said = capsys.readouterr().err
+    finally:
+        configure_logging(level="INFO", fmt="console")
+    assert "Traceback" in said and "InvalidPasswordError" in said  # the traceback was rendered
+    for secret in (PASSWORD, PASSWORD + "x", quote(PASSWORD, safe=""), quote(PASSWORD + "x")):
+        assert secret not in said
+
+
+@pytest.mark.parametrize("fmt", ["console", "json"])
+async def test_secrets_in_log_context_are_masked_at_any_depth(
+    fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging(level="INFO", fmt=fmt)
+    try:
+        get_logger("iftb.probe").warning(
+            "exchange call",
+            config={"db": {"password": "s1-pw"}},
+            details={"creds": {"password": "s2-pw"}},
+            request={"headers": {"Authorization": "Bearer s3-tok", "X-API-KEY": "s4-key"}},
+            api_key="s5-key",
+            secret="s6-sec",
+            token="s7-tok",
+            note="retrying with Authorization: Bearer s8-tok and password=s9-pw",
+        )
+        said = capsys.readouterr().err
+    finally:
+        configure_logging(level="INFO", fmt="console")
+    assert "exchange call" in said
+    for secret in ("s1-pw", "s2-pw", "s3-tok", "s4-key", "s5-key", "s6-sec", "s7-tok", "s8-tok"):
+        assert secret not in said
+    assert "s9-pw" not in said
 
 
 async def test_the_bot_role_does_its_work_and_cannot_change_the_schema(

@@ -9,7 +9,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from iftb.data.storage import SystemEventModel, SystemEventRepository, ValidationError
+from iftb.data.storage import (
+    SystemEvent,
+    SystemEventModel,
+    SystemEventRepository,
+    ValidationError,
+)
 
 
 async def count(session: AsyncSession) -> int:
@@ -43,6 +48,25 @@ async def test_log_event_stores_every_field(session: AsyncSession) -> None:
         "nested": [1, {"a": None}],
     }
     assert event.created_at is not None and event.created_at.tzinfo is UTC
+
+
+async def test_events_are_stored_with_their_secrets_masked(session: AsyncSession) -> None:
+    repo = SystemEventRepository(session)
+    await repo.log_event(
+        "reconnect",
+        "warning",
+        "reconnecting to postgresql://bot:s1-pw@db/iftb",
+        details={"dsn": "host=db password=s2-pw", "auth": {"X-API-KEY": "s3-key"}},
+        stack_trace="Traceback ...\nConnectionError: Authorization: Bearer s4-tok",
+    )
+    await repo.log_events(
+        [SystemEvent("probe", "error", "login", details=[{"client_secret": "s5-sec"}])]
+    )
+    probe, reconnect = await repo.get_recent_events()
+    assert reconnect.message == "reconnecting to postgresql://bot:***@db/iftb"
+    assert reconnect.details == {"dsn": "host=db password=***", "auth": "***"}
+    assert reconnect.stack_trace == "Traceback ...\nConnectionError: Authorization: ***"
+    assert probe.details == [{"client_secret": "***"}]
 
 
 @pytest.mark.parametrize(

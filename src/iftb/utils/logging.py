@@ -1,38 +1,36 @@
 """Structured logging with structlog, routed through the standard ``logging`` module.
 
 Routing through ``logging`` means one handler sees records from structlog and from libraries
-(SQLAlchemy, asyncpg) alike. A redaction step masks passwords in URLs and secret-named keys, so
-no log line, at any level, carries a credential.
+(SQLAlchemy, asyncpg) alike. Every record passes through ``iftb.utils.redaction`` twice — its
+context before rendering (secret-named keys at any depth, credentials in strings, the exception
+text) and the rendered line after — so no log line, in any format, carries a credential.
+Tracebacks are plain text without frame locals: a local may be a connection's password.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
 
-SECRET_KEYS = re.compile(r"pass(word)?|secret|token|api_?key|credential", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]+):[^@\s]+@", re.IGNORECASE)
+from iftb.utils.redaction import MASK, is_secret_key, redact, redact_data
+
+__all__ = ["configure_logging", "get_logger", "redact"]
+
+# Left as they are: structlog's and logging's own machinery, not content.
+_UNTOUCHED_KEYS = frozenset({"exc_info", "stack_info", "_record", "_from_structlog"})
 _configured = False
-
-
-def redact(text: str) -> str:
-    """Mask the password of any URL in ``text``."""
-    return _URL_PASSWORD.sub(r"\g<scheme>:***@", text)
 
 
 def _redact_event(
     _logger: Any, _method: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     for key, value in event.items():
-        if SECRET_KEYS.search(key):
-            event[key] = "***"
-        elif isinstance(value, str):
-            event[key] = redact(value)
+        if key not in _UNTOUCHED_KEYS:
+            event[key] = MASK if is_secret_key(key) else redact_data(value)
     return event
 
 
@@ -57,7 +55,9 @@ def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
     structlog.configure(
         processors=[
@@ -73,8 +73,9 @@ def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
         foreign_pre_chain=_SHARED_PROCESSORS,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info if fmt == "json" else _identity,
-            renderer,
+            structlog.processors.format_exc_info,  # plain text, no locals, then redacted
+            _redact_event,
+            _redacted(renderer),
         ],
     )
     handler = logging.StreamHandler(sys.stderr)
@@ -89,8 +90,13 @@ def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
     _configured = True
 
 
-def _identity(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Any:
-    return event
+def _redacted(renderer: Any) -> Any:
+    """The renderer, its output redacted too: an object's repr may show what its keys hid."""
+
+    def render(logger: Any, method: str, event: MutableMapping[str, Any]) -> str:
+        return redact(renderer(logger, method, event))
+
+    return render
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -11,9 +11,15 @@ from contextlib import contextmanager
 
 from sqlalchemy import exc as sa_exc
 
+from iftb.utils.redaction import redact
+
 
 class StorageError(Exception):
-    """Base of every error the storage layer raises."""
+    """Base of every error the storage layer raises. Its message is redacted: a driver message
+    or a rejected value quoted in it may carry a credential."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 class NotConnectedError(StorageError):

@@ -6,6 +6,12 @@ bounded queue (dropping and counting it when the queue is full); a background ta
 loop writes the queue in batches through ``SystemEventRepository.log_events``. Records logged
 while that task writes (by SQLAlchemy, the driver, or the manager's own warnings) are ignored.
 
+One record the database will not take must not block the queue for good: its text is made
+storable on the way in (NULs stripped, lone surrogates replaced, details made JSON), and a batch
+the database refuses is written again record by record, the refused ones dropped and counted.
+Only a database that takes no writes for now (unreachable, timed out, its disk full) keeps a
+batch whole for a later retry.
+
     bridge = DatabaseLogHandler(manager)   # WARNING and above by default
     bridge.install()                       # on the root and the ``iftb`` loggers; starts the writer
     ...
@@ -20,6 +26,7 @@ import contextvars
 import json
 import logging
 import queue
+import re
 import sys
 import threading
 import traceback
@@ -27,11 +34,16 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from iftb.data.storage.errors import ValidationError
+from iftb.data.storage.errors import (
+    DatabaseConnectionError,
+    DiskFullError,
+    NotConnectedError,
+    QueryTimeoutError,
+    ValidationError,
+)
 from iftb.data.storage.models import SystemEventModel
 from iftb.data.storage.records import SystemEvent
 from iftb.data.storage.repositories.system_events import SystemEventRepository
-from iftb.utils.logging import SECRET_KEYS, redact
 
 if TYPE_CHECKING:
     from iftb.data.storage.manager import DatabaseManager
@@ -42,6 +54,24 @@ _COLUMN_KEYS = ("symbol", "exchange", "trade_id", "position_id")
 _RECORD_KEYS = frozenset({"event", "level", "logger", "timestamp", "exc_info", "stack_info"})
 _EVENT_TYPE_LENGTH: int = SystemEventModel.__table__.c.event_type.type.length  # type: ignore[attr-defined]
 _writing = contextvars.ContextVar("iftb_log_bridge_writing", default=False)
+
+
+class _NoConnectionError(Exception):
+    """Whatever stopped the writer getting a connection (a refusal to connect has many
+    SQLSTATEs): the database is unavailable, the records are not at fault."""
+
+
+# Errors that say the database cannot take any write for now, not that a record is wrong: the
+# batch waits for it (a timeout or a full disk passes; dropping the records would not help).
+_UNAVAILABLE = (
+    DatabaseConnectionError,
+    NotConnectedError,
+    QueryTimeoutError,
+    DiskFullError,
+    _NoConnectionError,
+)
+# What no text column can hold: NUL (PostgreSQL) and lone surrogates (not encodable as UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 class DatabaseLogHandler(logging.Handler):
@@ -84,6 +114,8 @@ class DatabaseLogHandler(logging.Handler):
         self._retry_delay = retry_delay
         self._shutdown_timeout = shutdown_timeout
         self._dropped = 0
+        self._rejected = 0
+        self._last_rejection = ""
         self._dropped_lock = threading.Lock()
         self._loggers: list[logging.Logger] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -98,6 +130,11 @@ class DatabaseLogHandler(logging.Handler):
     def dropped(self) -> int:
         """Records dropped because the queue was full (not yet reported)."""
         return self._dropped
+
+    @property
+    def rejected(self) -> int:
+        """Records dropped because they could not be stored (not yet reported)."""
+        return self._rejected
 
     @property
     def queued(self) -> int:
@@ -151,8 +188,8 @@ class DatabaseLogHandler(logging.Handler):
             return
         try:
             event = _to_event(record)
-        except Exception:
-            self.handleError(record)
+        except Exception as exc:  # not even the fallback holds it: counted, never re-raised
+            self._reject(exc)
             return
         try:
             self._queue.put_nowait(event)
@@ -187,16 +224,14 @@ class DatabaseLogHandler(logging.Handler):
             if not self._pending:
                 continue
             try:
-                await self._write(self._pending)
-            except Exception as exc:
+                await self._write_pending()
+            except _UNAVAILABLE as exc:
                 self.failed_writes += 1
                 _report(f"log bridge: write failed ({type(exc).__name__}); retrying in {delay:g}s")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 continue
             delay = self._retry_delay
-            self.written += len(self._pending)
-            self._pending = []
             self._report_drops()
             await asyncio.sleep(0)  # let the loop run between batches
 
@@ -208,31 +243,82 @@ class DatabaseLogHandler(logging.Handler):
                 return
             self._pending.append(event)
 
+    async def _write_pending(self) -> None:
+        """Write the pending batch; if the database refuses it (while taking writes), write its
+        records one by one so that only the refused ones are lost. Raises what says the
+        database is unavailable, with the records not yet written still pending."""
+        try:
+            await self._write(self._pending)
+        except _UNAVAILABLE:
+            raise
+        except Exception:
+            self.failed_writes += 1
+            while self._pending:
+                try:
+                    await self._write(self._pending[:1])
+                except _UNAVAILABLE:
+                    raise
+                except Exception as exc:
+                    self._reject(exc)
+                else:
+                    self.written += 1
+                del self._pending[0]
+            return
+        self.written += len(self._pending)
+        self._pending = []
+
     async def _write(self, events: list[SystemEvent]) -> None:
         async with self._manager.get_session() as session:
+            try:
+                await session.connection()
+            except Exception as exc:
+                raise _NoConnectionError(type(exc).__name__) from exc
             await SystemEventRepository(session).log_events(events)
 
+    def _reject(self, exc: Exception) -> None:
+        with self._dropped_lock:
+            self._rejected += 1
+            self._last_rejection = f"{type(exc).__name__}: {exc}"
+
     def _report_drops(self) -> None:
-        """Once the queue has drained, say how many records it could not hold."""
-        if self._queue.qsize() or not self._dropped:
+        """Once the queue has drained, say how many records it could not hold and how many the
+        database refused (each once, to the console and as an event)."""
+        if self._queue.qsize() or not (self._dropped or self._rejected):
             return
         with self._dropped_lock:
             dropped, self._dropped = self._dropped, 0
-        message = f"log bridge dropped {dropped} log records: its queue was full"
+            rejected, self._rejected = self._rejected, 0
+            last_rejection = self._last_rejection
+        if dropped:
+            self._report_event(
+                "log_bridge.dropped",
+                f"log bridge dropped {dropped} log records: its queue was full",
+                {"dropped": dropped},
+            )
+        if rejected:
+            self._report_event(
+                "log_bridge.rejected",
+                f"log bridge dropped {rejected} log records the database refused",
+                {"rejected": rejected, "last_error": last_rejection},
+            )
+
+    def _report_event(self, event_type: str, message: str, details: dict[str, Any]) -> None:
         _report(message)
         self._pending.append(
             SystemEvent(
-                event_type="log_bridge.dropped",
+                event_type=event_type,
                 severity="warning",
                 message=message,
-                details={"dropped": dropped},
+                details=_storable(details),
                 created_at=datetime.now(UTC),
             )
         )
 
 
 def _to_event(record: logging.LogRecord) -> SystemEvent:
-    """A log record (plain or structlog's event dict) as a system event; secrets masked."""
+    """A log record (plain or structlog's event dict) as a system event, made storable.
+
+    Secrets are masked where every event is stored (``SystemEventRepository``)."""
     context: dict[str, Any] = {}
     exc_info = record.exc_info
     if isinstance(record.msg, Mapping):  # structlog through ProcessorFormatter.wrap_for_formatter
@@ -249,9 +335,9 @@ def _to_event(record: logging.LogRecord) -> SystemEvent:
     event_type = str(context.pop("event_type", None) or f"log.{record.name or 'root'}")
     return _event_or_fallback(
         {
-            "event_type": event_type[:_EVENT_TYPE_LENGTH],
+            "event_type": _storable(event_type[:_EVENT_TYPE_LENGTH]),
             "severity": _severity(record.levelno),
-            "message": redact(message),
+            "message": _storable(message),
             "details": _json_safe(context) or None,
             "symbol": _text_or_none(columns.get("symbol")),
             "exchange": _text_or_none(columns.get("exchange")),
@@ -278,7 +364,7 @@ def _event_or_fallback(fields: dict[str, Any]) -> SystemEvent:
 
 
 def _stack_trace(exc_info: Any) -> str | None:
-    return redact("".join(traceback.format_exception(*exc_info))) if exc_info else None
+    return _storable("".join(traceback.format_exception(*exc_info))) if exc_info else None
 
 
 def _exc_info(value: Any) -> Any:
@@ -301,17 +387,32 @@ def _severity(levelno: int) -> str:
 
 
 def _json_safe(context: dict[str, Any]) -> dict[str, Any]:
-    """Context as JSON: secret-named keys masked, anything else JSON cannot hold as its repr."""
-    masked = {key: "***" if SECRET_KEYS.search(key) else value for key, value in context.items()}
+    """Context as storable JSON: anything JSON cannot hold as its repr."""
     try:
-        text = json.dumps(masked, default=repr, allow_nan=False)
+        text = json.dumps(context, default=repr, allow_nan=False)
     except ValueError:  # NaN or Infinity, which JSON (and PostgreSQL) cannot hold
-        text = json.dumps({key: repr(value) for key, value in masked.items()})
-    return dict(json.loads(redact(text)))
+        text = json.dumps({key: repr(value) for key, value in context.items()})
+    return dict(_storable(json.loads(text)))
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with every string (and key) freed of what no text column can hold: NULs
+    stripped, lone surrogates replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub(_replacement, value)
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value
+
+
+def _replacement(match: re.Match[str]) -> str:
+    return "" if match[0] == "\x00" else "\ufffd"
 
 
 def _text_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
+    return None if value is None else _storable(str(value))
 
 
 def _int_or_none(value: Any) -> int | None:

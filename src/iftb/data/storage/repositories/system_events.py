@@ -1,8 +1,13 @@
-"""SystemEventRepository: the operators' log of warnings, errors and restarts."""
+"""SystemEventRepository: the operators' log of warnings, errors and restarts.
+
+Every event is redacted on its way in (``iftb.utils.redaction``): whoever writes it — the logging
+bridge or a direct call — the stored message, details and stack trace carry no credential.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +19,7 @@ from iftb.data.storage.models import SystemEventModel
 from iftb.data.storage.records import SystemEvent
 from iftb.data.storage.repositories.base import Repository, all_records, checked_limit
 from iftb.data.storage.validation import aware_utc, choice_rule
+from iftb.utils.redaction import redact_data
 
 _COLUMNS = SystemEventModel.__table__.columns
 _severity = choice_rule("severity", Severity)
@@ -34,8 +40,8 @@ class SystemEventRepository(Repository):
         position_id: int | None = None,
         stack_trace: str | None = None,
     ) -> int:
-        """Record an event; returns its id. An invalid field is a ValidationError; nothing is
-        written."""
+        """Record an event (secrets masked); returns its id. An invalid field is a
+        ValidationError; nothing is written."""
         event = SystemEvent(
             event_type=event_type,
             severity=severity,
@@ -47,10 +53,11 @@ class SystemEventRepository(Repository):
             position_id=position_id,
             stack_trace=stack_trace,
         )
-        return await self._insert_record(event, SystemEventModel)
+        return await self._insert_record(_redacted(event), SystemEventModel)
 
     async def log_events(self, events: Sequence[SystemEvent]) -> int:
-        """Record a batch of events in one executemany (the logging bridge writes this way).
+        """Record a batch of events (secrets masked) in one executemany (the logging bridge
+        writes this way).
 
         An event's ``created_at`` is kept when set (the bridge passes the log record's time);
         otherwise it is now. One invalid event rejects the batch, naming its index.
@@ -64,7 +71,7 @@ class SystemEventRepository(Repository):
                 raise exc.at_index(index) from exc.__cause__
         now = datetime.now(UTC)
         rows = [
-            _event_values(event)
+            _event_values(_redacted(event))
             | {
                 "created_at": now
                 if event.created_at is None
@@ -112,6 +119,16 @@ class SystemEventRepository(Repository):
     async def purge(self, older_than: datetime) -> int:
         """Delete events created before ``older_than``; returns how many went."""
         return await self._purge(SystemEventModel, older_than)
+
+
+def _redacted(event: SystemEvent) -> SystemEvent:
+    """The event with credentials masked in its free-text fields and secret-named details."""
+    return replace(
+        event,
+        message=redact_data(event.message),
+        details=redact_data(event.details),
+        stack_trace=redact_data(event.stack_trace),
+    )
 
 
 def _event_values(event: SystemEvent) -> dict[str, Any]:

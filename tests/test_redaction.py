@@ -1,0 +1,109 @@
+"""The one redaction rule: credentials in free text and secret-named keys at any depth."""
+
+from __future__ import annotations
+
+import string
+from urllib.parse import quote
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from iftb.data.storage import DatabaseConnectionError, ValidationError
+from iftb.utils.redaction import is_secret_key, redact, redact_data
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("postgresql://bot:p@ssw0rd@db", "postgresql://bot:***@db"),
+        ("postgresql://bot:p@ss:w0rd@db:5432/iftb", "postgresql://bot:***@db:5432/iftb"),
+        ("postgresql+asyncpg://bot:s3@db/iftb?x=a@b", "postgresql+asyncpg://bot:***@db/iftb?x=a@b"),
+        ("reach 'postgresql://bot:Zq%2F9@db/x' failed", "reach 'postgresql://bot:***@db/x' failed"),
+        ("redis://:hunter2@cache:6379", "redis://:***@cache:6379"),
+        ("host=db user=bot password=secret dbname=x", "host=db user=bot password=*** dbname=x"),
+        ("host=db password='my secret' port=5432", "host=db password='***' port=5432"),
+        ("Authorization: Bearer eyJhbGciOi.x.y", "Authorization: ***"),
+        ("authorization=Basic dXNlcjpwYXNz", "authorization=***"),
+        ("X-API-KEY: k-123", "X-API-KEY: ***"),
+        ("the exchange said Bearer abc123 expired", "the exchange said Bearer *** expired"),
+        ("GET /v1?api_key=abc&symbol=BTC", "GET /v1?api_key=***"),
+        ("{'user': 'bot', 'password': 'p w'}", "{'user': 'bot', 'password': '***'}"),
+        ('{"apiKey": "k\\"1", "side": "long"}', '{"apiKey": "***", "side": "long"}'),
+        ("config.db.password = 'x'", "config.db.password = '***'"),
+        ("dsn: password=zz", "dsn: password=***"),
+        ("secret=a token=b access_token=c", "secret=*** token=*** access_token=***"),
+    ],
+)  # fmt: skip
+def test_redact_masks_every_credential_shape(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "postgresql://bot@db/iftb",
+        "http://host:8080/path",
+        "prompt_tokens=12 total_tokens=40",
+        "author=Bob symbol=BTCUSDT",
+        'password authentication failed for user "bot"',
+    ],
+)
+def test_redact_leaves_text_without_credentials_alone(text: str) -> None:
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["password", "DB_PASSWORD", "passwd", "pwd", "passphrase", "secret", "api_key", "apiKey",
+     "X-API-KEY", "x_api_key", "token", "refresh_token", "Authorization", "auth", "credentials",
+     "creds", "private_key", "PRIVATE-KEY"],
+)  # fmt: skip
+def test_secret_keys_are_recognised_whatever_their_case_and_separators(key: str) -> None:
+    assert is_secret_key(key)
+
+
+@pytest.mark.parametrize("key", ["symbol", "author", "prompt_tokens", "bypass", "side", "url"])
+def test_ordinary_keys_are_not_secret(key: str) -> None:
+    assert not is_secret_key(key)
+
+
+def test_secret_keys_are_masked_at_any_depth() -> None:
+    data = {
+        "config": {"db": {"password": "p1", "host": "db"}},
+        "details": [{"creds": {"password": "p2"}}, ("Bearer t0k",)],
+        "headers": {"X-API-KEY": "k", "Authorization": "Bearer t"},
+        "note": "via postgresql://bot:p3@db",
+        "count": 3,
+    }
+    assert redact_data(data) == {
+        "config": {"db": {"password": "***", "host": "db"}},
+        "details": [{"creds": "***"}, ["Bearer ***"]],
+        "headers": {"X-API-KEY": "***", "Authorization": "***"},
+        "note": "via postgresql://bot:***@db",
+        "count": 3,
+    }
+
+
+def test_storage_error_messages_are_redacted() -> None:
+    error = ValidationError("dsn: rejected 'host=db password=p4'", field="dsn").at_index(2)
+    assert str(error) == "row 2: dsn: rejected 'host=db password=***'"
+    assert "p5" not in str(DatabaseConnectionError("cannot reach postgresql://bot:p5@db"))
+
+
+PASSWORDS = st.text(
+    alphabet=string.ascii_letters + string.digits + "@:!$%^&*()-+=[]{}|~,.;<>", min_size=8
+)
+
+
+@given(password=PASSWORDS)
+def test_no_password_survives_in_a_url(password: str) -> None:
+    for shown in (password, quote(password, safe="")):
+        redacted = redact(f"connect to postgresql+asyncpg://bot:{shown}@db.internal:5432/iftb")
+        assert redacted == "connect to postgresql+asyncpg://bot:***@db.internal:5432/iftb"
+
+
+@given(password=PASSWORDS)
+def test_no_password_survives_in_a_key_value_string(password: str) -> None:
+    assert redact(f"host=db password={password} dbname=iftb") == "host=db password=*** dbname=iftb"
+    assert redact(f"host=db password='{password}'") == "host=db password='***'"

@@ -104,7 +104,7 @@ async def test_no_password_in_connection_errors_or_their_tracebacks(
 
 @pytest.mark.parametrize("fmt", ["console", "json"])
 async def test_a_logged_connection_failure_shows_no_password(
-    fmt: str, secret_role: str, postgres_server: PostgresServer, capsys: pytest.CaptureFixture[str]
+    fmt: str, secret_role: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     wrong = secret_role.replace(quote(PASSWORD, safe=""), quote(PASSWORD + "x", safe=""))
     configure_logging(level="INFO", fmt=fmt)
@@ -141,9 +141,8 @@ async def test_secrets_in_log_context_are_masked_at_any_depth(
     finally:
         configure_logging(level="INFO", fmt="console")
     assert "exchange call" in said
-    for secret in ("s1-pw", "s2-pw", "s3-tok", "s4-key", "s5-key", "s6-sec", "s7-tok", "s8-tok"):
-        assert secret not in said
-    assert "s9-pw" not in said
+    for n, kind in enumerate(["pw", "pw", "tok", "key", "key", "sec", "tok", "tok", "pw"], 1):
+        assert f"s{n}-{kind}" not in said
 
 
 async def test_the_bot_role_does_its_work_and_cannot_change_the_schema(

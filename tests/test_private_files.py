@@ -33,15 +33,14 @@ def no_database_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
         get_settings.cache_clear()
 
 
-async def open_default_database_and_write() -> Path:
+async def open_default_database_and_write() -> tuple[Path, set[int]]:
+    """The default database's path, and the modes of its -wal and -shm files while open."""
     settings = get_settings().database
     async with DatabaseManager(settings.get_async_url()) as db, db.get_session() as session:
         await SystemEventRepository(session).log_event("probe", "info", "hello")
         path = settings.sqlite_path
         companions = [Path(f"{path}-wal"), Path(f"{path}-shm")]
-        assert all(companion.exists() for companion in companions)  # WAL mode is on
-        assert {mode(companion) for companion in companions} == {0o600}
-    return path
+        return path, {mode(companion) for companion in companions}
 
 
 @pytest.mark.usefixtures("no_database_settings")
@@ -52,10 +51,10 @@ async def test_the_default_database_is_created_0600_in_a_0700_directory(
     home.mkdir(mode=0o755)
     monkeypatch.setenv("HOME", str(home))
 
-    path = await open_default_database_and_write()
+    path, companion_modes = await open_default_database_and_write()
 
     assert path == home / ".local" / "share" / "iftb" / "iftb.db"
-    assert mode(path) == 0o600
+    assert (mode(path), companion_modes) == (0o600, {0o600})
     for created in (home / ".local", home / ".local" / "share", path.parent):
         assert mode(created) == 0o700
     assert mode(home) == 0o755
@@ -70,7 +69,20 @@ async def test_a_directory_the_user_already_had_keeps_its_mode(
     data_home.chmod(0o755)
     monkeypatch.setenv("XDG_DATA_HOME", str(data_home))
 
-    path = await open_default_database_and_write()
+    path, _ = await open_default_database_and_write()
 
     assert path == data_home / "iftb" / "iftb.db"
     assert (mode(path), mode(path.parent), mode(data_home)) == (0o600, 0o700, 0o755)
+
+
+@pytest.mark.usefixtures("no_database_settings")
+async def test_an_existing_database_file_keeps_its_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    path, _ = await open_default_database_and_write()
+    path.chmod(0o640)
+
+    await open_default_database_and_write()
+
+    assert mode(path) == 0o640

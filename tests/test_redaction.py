@@ -26,7 +26,7 @@ from iftb.utils.redaction import is_secret_key, redact, redact_data
         ("Authorization: Bearer eyJhbGciOi.x.y", "Authorization: ***"),
         ("authorization=Basic dXNlcjpwYXNz", "authorization=***"),
         ("X-API-KEY: k-123", "X-API-KEY: ***"),
-        ("the exchange said Bearer abc123 expired", "the exchange said Bearer *** expired"),
+        ("the exchange said Bearer abc123-def expired", "the exchange said Bearer *** expired"),
         ("GET /v1?api_key=abc&symbol=BTC", "GET /v1?api_key=***"),
         ("{'user': 'bot', 'password': 'p w'}", "{'user': 'bot', 'password': '***'}"),
         ('{"apiKey": "k\\"1", "side": "long"}', '{"apiKey": "***", "side": "long"}'),
@@ -47,6 +47,7 @@ def test_redact_masks_every_credential_shape(text: str, expected: str) -> None:
         "prompt_tokens=12 total_tokens=40",
         "author=Bob symbol=BTCUSDT",
         'password authentication failed for user "bot"',
+        "basic strategy: token limit reached",
     ],
 )
 def test_redact_leaves_text_without_credentials_alone(text: str) -> None:
@@ -57,13 +58,13 @@ def test_redact_leaves_text_without_credentials_alone(text: str) -> None:
     "key",
     ["password", "DB_PASSWORD", "passwd", "pwd", "passphrase", "secret", "api_key", "apiKey",
      "X-API-KEY", "x_api_key", "token", "refresh_token", "Authorization", "auth", "credentials",
-     "creds", "private_key", "PRIVATE-KEY"],
+     "creds", "private_key", "PRIVATE-KEY", "db_pass"],
 )  # fmt: skip
 def test_secret_keys_are_recognised_whatever_their_case_and_separators(key: str) -> None:
     assert is_secret_key(key)
 
 
-@pytest.mark.parametrize("key", ["symbol", "author", "prompt_tokens", "bypass", "side", "url"])
+@pytest.mark.parametrize("key", ["symbol", "author", "prompt_tokens", "passed", "side", "url"])
 def test_ordinary_keys_are_not_secret(key: str) -> None:
     assert not is_secret_key(key)
 
@@ -71,7 +72,7 @@ def test_ordinary_keys_are_not_secret(key: str) -> None:
 def test_secret_keys_are_masked_at_any_depth() -> None:
     data = {
         "config": {"db": {"password": "p1", "host": "db"}},
-        "details": [{"creds": {"password": "p2"}}, ("Bearer t0k",)],
+        "details": [{"creds": {"password": "p2"}}, ("Bearer t0k3n-xyz",)],
         "headers": {"X-API-KEY": "k", "Authorization": "Bearer t"},
         "note": "via postgresql://bot:p3@db",
         "count": 3,

@@ -20,7 +20,7 @@ MASK = "***"
 # ``token`` but not ``tokens``: token counts (``prompt_tokens``) are not secrets.
 _SECRET_KEY = re.compile(
     r"pass(?:word|wd|phrase)|secret|token(?!s)|apikey|credential|privatekey|authori[sz]ation"
-    r"|(?:^|\.)pass$|auth$|pwd$|creds$"
+    r"|pass$|auth$|pwd$|creds$"
 )
 _KEY_NOISE = str.maketrans("", "", "-_ ")
 
@@ -33,7 +33,9 @@ _URL_USERINFO = re.compile(
     re.IGNORECASE,
 )
 _AUTH_SCHEME = r"(?:Bearer|Basic|Digest|Token)\s+"
-_CREDENTIAL = re.compile(rf"\b(?P<scheme>{_AUTH_SCHEME})[A-Za-z0-9._~+/=:-]+", re.IGNORECASE)
+# Outside a secret-named pair, only the schemes as headers spell them, followed by something as
+# long as a credential: "basic strategy" and "token limit" are prose, not secrets.
+_CREDENTIAL = re.compile(r"\b(?P<scheme>(?:Bearer|Basic|Digest)\s+)[A-Za-z0-9._~+/=:-]{8,}")
 # key=value / key: value, the key bare or quoted (JSON, Python reprs), the value quoted or up to
 # the next blank or quote (as libpq reads it: over-masking a query string's tail is the safe side);
 # an Authorization value keeps its scheme word inside the value.

@@ -9,7 +9,7 @@ import itertools
 import json
 import zipfile
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from importlib.resources import files
 from pathlib import Path
@@ -142,6 +142,43 @@ def test_a_bad_row_names_file_and_line_and_writes_nothing(
     assert result.exit_code == 0, result.output
     assert "rejected 1" in result.output and f"{path}:37" in result.output
     assert stored(invoke)[0]["count"] == ROWS - 1
+
+
+def _two_hours_ahead_ms() -> str:
+    """The open time of the candle after the next one: in the future however slow the test."""
+    current = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    return str(int((current + timedelta(hours=2)).timestamp()) * 1000)
+
+
+BAD_LINE_37 = {
+    "opens in the future": (0, _two_hours_ahead_ms, "timestamp: ", "opens in the future"),
+    "before 1970": (0, lambda: "-3600", "timestamp: ", "outside the supported range"),
+    "past year 9999": (0, lambda: "10" + "0" * 18, "time: ", "outside the supported range"),
+    "absurd exponent": (0, lambda: "1e999999999", "time: ", "outside the supported range"),
+    "trade count past BIGINT": (8, lambda: "1e30", "trades_count: ", "outside"),
+}
+
+
+@pytest.mark.parametrize("breakage", BAD_LINE_37.values(), ids=BAD_LINE_37.keys())
+def test_a_row_breaking_any_rule_names_file_and_line_and_writes_nothing(
+    invoke: Invoke,
+    tmp_path: Path,
+    sample_rows: list[list[str]],
+    breakage: tuple[int, Callable[[], str], str, str],
+) -> None:
+    column, value, field, rule = breakage
+    rows = [list(row) for row in sample_rows]
+    rows[36][column] = value()
+    path = write(tmp_path / "bad.csv", rows)
+
+    result = imported(invoke, path)
+    assert result.exit_code == 1
+    assert f"{path}:37: {field}" in result.output and rule in result.output
+    assert stored(invoke) == []
+
+    result = imported(invoke, path, "--skip-invalid")
+    assert result.exit_code == 0, result.output
+    assert "rejected 1" in result.output and f"{path}:37" in result.output
 
 
 def test_a_missing_file_and_a_wrong_timeframe_are_clear_errors(

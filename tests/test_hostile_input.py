@@ -60,6 +60,85 @@ async def test_what_fits_round_trips_exactly(
     assert entry.response_json == {"echo": prompt}
 
 
+# Any code point, with lone surrogates, NUL and astral characters drawn often enough to matter
+# (``st.text`` would drop the surrogates, so strings are joined from single characters).
+ANY_CHARACTER = st.sampled_from(["\ud800", "\udfff", "\x00", "🚀"]) | st.characters(
+    exclude_categories=()
+)
+
+
+def any_text(max_size: int) -> st.SearchStrategy[str]:
+    return st.lists(ANY_CHARACTER, max_size=max_size).map("".join)
+
+
+def storable(text: str) -> bool:
+    """What both backends can hold: no NUL, no lone surrogate (not valid UTF-8)."""
+    return "\x00" not in text and not any("\ud800" <= c <= "\udfff" for c in text)
+
+
+@examples
+@given(text=any_text(40))
+async def test_any_text_round_trips_exactly_or_is_refused_naming_the_field(
+    session: AsyncSession, text: str
+) -> None:
+    await session.execute(delete(SystemEventModel))
+    repo = SystemEventRepository(session)
+    if not storable(text):
+        with pytest.raises(ValidationError, match="^message: "):
+            await repo.log_event("probe", "info", text)
+        assert await session.scalar(select(func.count()).select_from(SystemEventModel)) == 0
+        return
+    await repo.log_event("probe", "info", text)
+    [event] = await repo.get_recent_events()
+    assert event.message == text
+
+
+# JSONB keeps numbers as NUMERIC: a float printed with an exponent (|x| >= 1e16) comes back as
+# an int, so the floats here stay below that; NaN and ±Infinity are included (refused).
+JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(min_value=-1e15, max_value=1e15)
+    | st.sampled_from([float("nan"), float("inf"), float("-inf")])
+    | any_text(8)
+)
+JSON_DOCUMENTS = st.recursive(
+    JSON_SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(any_text(8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def json_storable(document: Any) -> bool:
+    if isinstance(document, float):
+        return document == document and abs(document) != float("inf")
+    if isinstance(document, str):
+        return storable(document)
+    if isinstance(document, list):
+        return all(json_storable(item) for item in document)
+    if isinstance(document, dict):
+        return all(storable(k) and json_storable(v) for k, v in document.items())
+    return True
+
+
+@examples
+@given(document=JSON_DOCUMENTS)
+async def test_any_json_document_round_trips_or_is_refused_naming_the_field(
+    session: AsyncSession, document: Any
+) -> None:
+    await session.execute(delete(SystemEventModel))
+    repo = SystemEventRepository(session)
+    if not json_storable(document):
+        with pytest.raises(ValidationError, match="^details: "):
+            await repo.log_event("probe", "info", "m", details={"doc": document})
+        assert await session.scalar(select(func.count()).select_from(SystemEventModel)) == 0
+        return
+    await repo.log_event("probe", "info", "m", details={"doc": document})
+    [event] = await repo.get_recent_events()
+    assert event.details == {"doc": document}
+
+
 HOSTILE = [
     'O\'Reilly "quoted"',
     "'; DROP TABLE ohlcv; --",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import decimal
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
 from typing import Any
 
@@ -18,6 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
 from iftb.data.storage import (
+    DailyPerformance,
+    DailyPerformanceModel,
+    DailyPerformanceRepository,
     LLMAnalysisLog,
     LLMAnalysisLogModel,
     LLMAnalysisLogRepository,
@@ -261,6 +264,14 @@ async def test_an_id_past_bigint_is_refused_naming_the_argument(
     assert caught.value.field == field
 
 
+async def test_a_day_outside_the_supported_range_is_refused(session: AsyncSession) -> None:
+    with pytest.raises(ValidationError, match="^date: .*outside the supported range"):
+        await DailyPerformanceRepository(session).upsert(
+            DailyPerformance(date=date(1, 1, 1), exchange="binance")
+        )
+    assert await count(session, DailyPerformanceModel) == 0
+
+
 @pytest.mark.parametrize("field", ["prompt_tokens", "response_tokens", "execution_time_ms"])
 async def test_an_integer_column_refuses_values_past_32_bits(
     session: AsyncSession, field: str
@@ -312,3 +323,54 @@ async def test_a_record_id_past_bigint_is_refused(session: AsyncSession) -> None
     with pytest.raises(ValidationError, match="^id: .*outside") as caught:
         await PositionRepository(session).update_position(make_position(id=2**63))
     assert caught.value.field == "id"
+
+
+# --- arguments of reads ----------------------------------------------------------------------
+
+TextCall = Callable[[AsyncSession, str], Awaitable[Any]]
+FILTERED: dict[str, TextCall] = {
+    "ohlcv get_latest symbol": lambda s, t: OHLCVRepository(s).get_latest(t, "1h"),
+    "trades get_by_trade_id": lambda s, t: TradeRepository(s).get_by_trade_id(t),
+    "trades get_by_symbol exchange": lambda s, t: TradeRepository(s).get_by_symbol("X", 5, t),
+    "positions get_position symbol": lambda s, t: PositionRepository(s).get_position(t),
+    "events get_recent_events type": lambda s, t: SystemEventRepository(s).get_recent_events(
+        event_type=t
+    ),
+}
+
+
+@pytest.mark.parametrize("text", [f"BTC{SURROGATE}", "BTC\x00"], ids=["surrogate", "NUL"])
+@pytest.mark.parametrize("call", FILTERED.values(), ids=FILTERED.keys())
+async def test_a_filter_holding_unstorable_text_is_a_validation_error(
+    session: AsyncSession, call: TextCall, text: str
+) -> None:
+    with pytest.raises(ValidationError, match="^argument [0-9]+: (NUL|lone surrogate)"):
+        await call(session, text)
+
+
+DaysCall = Callable[[AsyncSession, int], Awaitable[Any]]
+WINDOWED: dict[str, DaysCall] = {
+    "trades get_statistics": lambda s, d: TradeRepository(s).get_statistics(days=d),
+    "llm get_usage_summary": lambda s, d: LLMAnalysisLogRepository(s).get_usage_summary(days=d),
+}
+
+
+@pytest.mark.parametrize("days", [10**9, 2**63])
+@pytest.mark.parametrize("call", WINDOWED.values(), ids=WINDOWED.keys())
+async def test_a_window_reaching_before_1970_is_refused_naming_days(
+    session: AsyncSession, call: DaysCall, days: int
+) -> None:
+    with pytest.raises(ValidationError, match="^days: ") as caught:
+        await call(session, days)
+    assert caught.value.field == "days"
+
+
+@pytest.mark.parametrize("chunk_size", [0, -1, 2**63])
+async def test_a_stream_chunk_size_outside_one_to_bigint_is_refused(
+    session: AsyncSession, chunk_size: int
+) -> None:
+    stream = OHLCVRepository(session).stream_range(
+        "BTCUSDT", "1h", EARLIEST, LATEST, chunk_size=chunk_size
+    )
+    with pytest.raises(ValidationError, match="^chunk_size: "):
+        await anext(stream)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import await_only
 
 from iftb.data.storage.sql_functions import register_sqlite_functions
+from iftb.data.storage.validation import storable_text
 
 SQLITE_PRAGMAS = {
     "journal_mode": "WAL",  # readers never block the writer, nor the writer the readers
@@ -109,6 +110,7 @@ def create_engine(
         options["connect_args"] = {"timeout": connect_timeout}
         engine = create_async_engine(url, **options)
         _install_sqlite_hooks(engine, timeouts.busy)
+        _refuse_unsendable_text(engine)
         return engine
     options |= pool | {
         "pool_pre_ping": True,
@@ -118,12 +120,32 @@ def create_engine(
             "server_settings": POSTGRES_SERVER_SETTINGS | timeouts.server_settings(),
         },
     }
-    return create_async_engine(url, **options)
+    engine = create_async_engine(url, **options)
+    _refuse_unsendable_text(engine)
+    return engine
 
 
 def read_only(engine: AsyncEngine) -> AsyncEngine:
     """A view of ``engine`` (same pool) whose transactions only read."""
     return engine.execution_options(**{READ_ONLY: True, "postgresql_readonly": True})
+
+
+def _refuse_unsendable_text(engine: AsyncEngine) -> None:
+    """A text argument of a statement (a read's filter: records are checked when built) that
+    PostgreSQL cannot take is a ValidationError on both backends, before it is sent: a lone
+    surrogate breaks both drivers' UTF-8 encoding, and SQLite would match NUL where PostgreSQL
+    refuses it. Bulk writes (executemany) carry validated records only and are not re-checked."""
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _check(
+        _conn: Any, _cursor: Any, _sql: str, parameters: Any, _context: Any, executemany: bool
+    ) -> None:
+        if executemany or not parameters:
+            return
+        values = parameters.values() if isinstance(parameters, dict) else parameters
+        for position, value in enumerate(values, start=1):
+            if isinstance(value, str):
+                storable_text(f"argument {position}", value)
 
 
 def _install_sqlite_hooks(engine: AsyncEngine, busy_timeout: float) -> None:

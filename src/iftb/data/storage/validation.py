@@ -178,10 +178,18 @@ def integer_rule(field: str, low: int, high: int) -> Rule:
 
 
 def date_rule(field: str) -> Rule:
+    """A date within the supported range (day arithmetic on year 1 or 9999 overflows)."""
+
     def check(value: Any) -> date:
         if isinstance(value, datetime) or not isinstance(value, date):
             raise ValidationError(
                 f"{field}: expected a date, got {type(value).__name__}", field=field
+            )
+        if not EARLIEST.date() <= value <= LATEST.date():
+            raise ValidationError(
+                f"{field}: {value} is outside the supported range "
+                f"{EARLIEST.date()} .. {LATEST.date()}",
+                field=field,
             )
         return value
 
@@ -229,6 +237,20 @@ def checked_id(field: str, value: Any) -> int:
     """A database id given as an argument: an int that fits BIGINT."""
     result: int = integer_rule(field, -BIGINT_MAX - 1, BIGINT_MAX)(value)
     return result
+
+
+def days_ago(days: Any) -> datetime:
+    """The start of a window over the last ``days`` days, which must begin in the supported
+    range (a bigger window would overflow, and holds nothing more)."""
+    now = datetime.now(UTC)
+    longest = (now - EARLIEST).days
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= longest:
+        raise ValidationError(
+            f"days: must be a whole number in [1, {longest}] (back to {EARLIEST.date()}; "
+            f"got {days!r})",
+            field="days",
+        )
+    return now - timedelta(days=days)
 
 
 def candle_opened_rule(now: datetime | None = None) -> Callable[[str, datetime], None]:

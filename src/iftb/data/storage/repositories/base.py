@@ -159,11 +159,11 @@ def all_records(record_type: type[RecordT], result: Result[Any]) -> list[RecordT
     return [record_type.from_row(row) for row in result.mappings()]  # type: ignore[attr-defined]
 
 
-def checked_limit(limit: int) -> int:
-    """A row limit: positive, and within BIGINT (what PostgreSQL's LIMIT and SQLite take)."""
+def checked_limit(limit: int, field: str = "limit") -> int:
+    """A row count: positive, and within BIGINT (what PostgreSQL's LIMIT and SQLite take)."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= BIGINT_MAX:
         raise ValidationError(
-            f"limit: must be a whole number in [1, {BIGINT_MAX}] (got {limit!r})", field="limit"
+            f"{field}: must be a whole number in [1, {BIGINT_MAX}] (got {limit!r})", field=field
         )
     return limit
 

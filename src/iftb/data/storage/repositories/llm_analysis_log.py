@@ -7,7 +7,7 @@ backends with window functions (no interpolation, which SQLite lacks).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
@@ -19,7 +19,7 @@ from iftb.data.storage.models import LLMAnalysisLogModel
 from iftb.data.storage.records import LLMAnalysisLog, LLMUsage
 from iftb.data.storage.repositories.base import Repository, all_records, checked_limit
 from iftb.data.storage.sql_functions import dec_sum
-from iftb.data.storage.validation import choice_rule
+from iftb.data.storage.validation import choice_rule, days_ago
 
 _COLUMNS = LLMAnalysisLogModel.__table__.columns
 _GROUPS = {
@@ -65,9 +65,7 @@ class LLMAnalysisLogRepository(Repository):
             raise ValidationError(
                 f"group_by: {group_by!r} is not one of model_name, analysis_type", field="group_by"
             )
-        if days < 1:
-            raise ValidationError(f"days: must be ≥ 1 (got {days})", field="days")
-        window = LLMAnalysisLogModel.created_at >= datetime.now(UTC) - timedelta(days=days)
+        window = LLMAnalysisLogModel.created_at >= days_ago(days)
         group = _GROUPS[group_by]
         totals = {row.group: row for row in await self._execute(_totals(group, window))}
         p95 = {row.group: row.latency for row in await self._execute(_p95(group, window))}

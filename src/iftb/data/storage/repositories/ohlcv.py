@@ -90,6 +90,7 @@ class OHLCVRepository(Repository):
     ) -> AsyncIterator[OHLCVBar]:
         """Like ``get_range`` but in constant memory: a server-side cursor on PostgreSQL,
         keyset reads of ``chunk_size`` candles on SQLite (each one index range scan)."""
+        chunk_size = checked_limit(chunk_size, "chunk_size")
         statement = self._range(symbol, timeframe, start, end, exchange).order_by(
             OHLCVModel.timestamp
         )

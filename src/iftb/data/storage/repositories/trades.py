@@ -8,7 +8,7 @@ PnL convention (docs/trading_journal.md): long ``(exit − entry) × quantity �
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
@@ -26,7 +26,7 @@ from iftb.data.storage.repositories.base import (
     one_or_none,
 )
 from iftb.data.storage.repositories.trade_statistics import trade_statistics
-from iftb.data.storage.validation import checked_id, to_decimal
+from iftb.data.storage.validation import checked_id, days_ago, to_decimal
 from iftb.utils import get_logger
 
 _UPDATABLE = frozenset(TradeModel.__table__.columns.keys()) - GENERATED_COLUMNS
@@ -152,9 +152,7 @@ class TradeRepository(Repository):
         starting_balance: Decimal | None = None,
     ) -> TradeStatistics:
         """Statistics of the trades closed (or liquidated) in the last ``days`` days."""
-        if days < 1:
-            raise ValidationError(f"days: must be ≥ 1 (got {days})", field="days")
-        since = datetime.now(UTC) - timedelta(days=days)
+        since = days_ago(days)
         scope = (TradeModel.exchange == exchange) & (TradeModel.exit_time >= since)
         if symbol is not None:
             scope &= TradeModel.symbol == symbol

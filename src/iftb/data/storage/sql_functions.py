@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
-from decimal import Context, Decimal, localcontext
+from decimal import Decimal, localcontext
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Integer, literal_column
@@ -26,12 +26,14 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from iftb.data.storage.types import ExactNumeric, UTCDateTime
+from iftb.data.storage.validation import DECIMAL_CONTEXT
 
 SQLITE_NOW = "(strftime('%Y-%m-%d %H:%M:%f000', 'now'))"
 """SQLite's current UTC time in the fixed-width text form ``UTCDateTime`` stores."""
 
-# Wide enough for NUMERIC(20, 8) * NUMERIC(20, 8) without rounding.
-_CONTEXT = Context(prec=80)
+# The library's context (wide enough for NUMERIC(20, 8) * NUMERIC(20, 8) without rounding): these
+# functions run on aiosqlite's thread, whose decimal context is not the caller's.
+_CONTEXT = DECIMAL_CONTEXT
 
 
 class _DecimalFunction(FunctionElement[Any]):

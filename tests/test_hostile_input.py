@@ -4,7 +4,7 @@ that PostgreSQL would refuse."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -23,8 +23,11 @@ from iftb.data.storage import (
     OHLCVRepository,
     SystemEventModel,
     SystemEventRepository,
+    TradeModel,
+    TradeRepository,
     ValidationError,
 )
+from tests.factories import make_trade
 
 T0 = datetime(2024, 6, 1, tzinfo=UTC)
 examples = settings(
@@ -137,6 +140,56 @@ async def test_any_json_document_round_trips_or_is_refused_naming_the_field(
     await repo.log_event("probe", "info", "m", details={"doc": document})
     [event] = await repo.get_recent_events()
     assert event.details == {"doc": document}
+
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC) - timedelta(microseconds=1)
+ANY_ZONE = st.builds(
+    timezone,
+    st.timedeltas(
+        min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23, minutes=59)
+    ),
+)
+
+
+@examples
+@given(moment=st.datetimes(timezones=ANY_ZONE) | st.sampled_from([EARLIEST, LATEST]))
+async def test_any_aware_time_round_trips_exactly_or_is_refused_naming_the_field(
+    session: AsyncSession, moment: datetime
+) -> None:
+    await session.execute(delete(TradeModel))
+    repo = TradeRepository(session)
+    try:
+        in_range = EARLIEST <= moment.astimezone(UTC) <= LATEST
+    except OverflowError:  # year 1 east of UTC, or 9999-12-31 west of it
+        in_range = False
+    if not in_range:
+        with pytest.raises(ValidationError, match="^entry_time: .*outside the supported range"):
+            await repo.insert(make_trade(entry_time=moment))
+        assert await session.scalar(select(func.count()).select_from(TradeModel)) == 0
+        return
+    stored = await repo.get_by_id(await repo.insert(make_trade(entry_time=moment)))
+    assert stored is not None and stored.entry_time == moment
+    assert stored.entry_time.tzinfo == UTC
+
+
+@examples
+@given(
+    tokens=st.integers(min_value=-(2**70), max_value=2**70) | st.sampled_from([2**31 - 1, 2**31])
+)
+async def test_any_integer_fits_its_integer_column_or_is_refused_naming_the_field(
+    session: AsyncSession, tokens: int
+) -> None:
+    await session.execute(delete(LLMAnalysisLogModel))
+    repo = LLMAnalysisLogRepository(session)
+    if not 0 <= tokens <= 2**31 - 1:
+        with pytest.raises(ValidationError, match="^prompt_tokens: "):
+            await repo.log(LLMAnalysisLog(analysis_type="sentiment", prompt_tokens=tokens))
+        assert await session.scalar(select(func.count()).select_from(LLMAnalysisLogModel)) == 0
+        return
+    await repo.log(LLMAnalysisLog(analysis_type="sentiment", prompt_tokens=tokens))
+    [entry] = await repo.get_recent()
+    assert entry.prompt_tokens == tokens
 
 
 HOSTILE = [

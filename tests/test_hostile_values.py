@@ -348,21 +348,25 @@ async def test_a_filter_holding_unstorable_text_is_a_validation_error(
         await call(session, text)
 
 
-DaysCall = Callable[[AsyncSession, int], Awaitable[Any]]
-WINDOWED: dict[str, DaysCall] = {
-    "trades get_statistics": lambda s, d: TradeRepository(s).get_statistics(days=d),
-    "llm get_usage_summary": lambda s, d: LLMAnalysisLogRepository(s).get_usage_summary(days=d),
-}
-
-
 @pytest.mark.parametrize("days", [10**9, 2**63])
-@pytest.mark.parametrize("call", WINDOWED.values(), ids=WINDOWED.keys())
-async def test_a_window_reaching_before_1970_is_refused_naming_days(
-    session: AsyncSession, call: DaysCall, days: int
+async def test_a_window_reaching_before_1970_covers_everything_since(
+    session: AsyncSession, days: int
 ) -> None:
-    with pytest.raises(ValidationError, match="^days: ") as caught:
-        await call(session, days)
-    assert caught.value.field == "days"
+    trades, calls = TradeRepository(session), LLMAnalysisLogRepository(session)
+    await trades.insert(
+        make_trade(entry_time=EARLIEST, exit_time=EARLIEST, action="close", exit_price=Decimal(1))
+    )
+    await calls.log(LLMAnalysisLog(analysis_type="sentiment"))
+    assert (await trades.get_statistics(days=days)).total_trades == 1
+    assert [usage.calls for usage in await calls.get_usage_summary(days=days)] == [1]
+
+
+@pytest.mark.parametrize("days", [0, -1, 1.5, True])
+async def test_a_window_of_less_than_one_whole_day_is_refused_naming_days(
+    session: AsyncSession, days: Any
+) -> None:
+    with pytest.raises(ValidationError, match="^days: "):
+        await TradeRepository(session).get_statistics(days=days)
 
 
 @pytest.mark.parametrize("chunk_size", [0, -1, 2**63])

@@ -241,16 +241,13 @@ def checked_id(field: str, value: Any) -> int:
 
 
 def days_ago(days: Any) -> datetime:
-    """The start of a window over the last ``days`` days, which must begin in the supported
-    range (a bigger window would overflow, and holds nothing more)."""
+    """The start of a window over the last ``days`` days (a whole number ≥ 1). A window reaching
+    before ``EARLIEST`` starts there: it holds everything, and ``now - days`` could overflow."""
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise ValidationError(f"days: must be a whole number ≥ 1 (got {days!r})", field="days")
     now = datetime.now(UTC)
-    longest = (now - EARLIEST).days
-    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= longest:
-        raise ValidationError(
-            f"days: must be a whole number in [1, {longest}] (back to {EARLIEST.date()}; "
-            f"got {days!r})",
-            field="days",
-        )
+    if days > (now - EARLIEST).days:
+        return EARLIEST
     return now - timedelta(days=days)
 
 

@@ -11,6 +11,7 @@ dicts), and ``Bearer``/``Basic`` credentials.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,13 +26,11 @@ _SECRET_KEY = re.compile(
 _KEY_NOISE = str.maketrans("", "", "-_ ")
 
 # scheme://user:password@host — the password may itself hold ':' and '@': the userinfo ends at
-# the last '@' of the token, the one whose host part (up to '/', '?', '#', a quote or a blank)
-# holds no further '@'.
-_URL_USERINFO = re.compile(
-    r"(?P<head>\b[a-z][a-z0-9+.-]*://[^\s:/@'\"]*):(?P<secret>[^\s'\"]*?)@"
-    r"(?=[^\s@/?#'\"]*(?:[/?#\s'\"]|$))",
-    re.IGNORECASE,
-)
+# the first '@' after which the host part (up to '/', '?', '#' or the token's end) holds no
+# further '@'. Found by a scan (``_mask_url_passwords``), linear in the text's length.
+_URL_SCHEME = re.compile(r"\b[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+_TOKEN = re.compile(r"[^\s'\"]+")
+_HOST_END = frozenset("/?#")
 _AUTH_SCHEME = r"(?:Bearer|Basic|Digest|Token)\s+"
 # Outside a secret-named pair, only the schemes as headers spell them, followed by something as
 # long as a credential: "basic strategy" and "token limit" are prose, not secrets.
@@ -39,9 +38,15 @@ _CREDENTIAL = re.compile(r"\b(?P<scheme>(?:Bearer|Basic|Digest)\s+)[A-Za-z0-9._~
 # key=value / key: value, the key bare or quoted (JSON, Python reprs), the value quoted or up to
 # the next blank or quote (as libpq reads it: over-masking a query string's tail is the safe side);
 # an Authorization value keeps its scheme word inside the value.
-_PAIR = re.compile(
-    r"(?P<key>(?P<quote>[\"']?)[A-Za-z_][\w.-]*(?P=quote))(?P<sep>\s*[:=]\s*)"
-    rf"(?P<value>\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|(?:{_AUTH_SCHEME})?[^\s'\"]+)",
+# The key starts where a word starts and is at most 64 characters long, so a search costs a
+# bounded look at each position: a long text without pairs is scanned in linear time.
+_PAIR_KEY = re.compile(
+    r"(?<![\w.-])(?P<key>(?P<quote>[\"']?)[A-Za-z_][\w.-]{0,63}(?P=quote))(?P<sep>\s*[:=]\s*)"
+)
+# A secret's value, read only after a secret key: quoted (up to 4 KiB, so an unterminated quote
+# costs a bounded look) or up to the next blank or quote.
+_PAIR_VALUE = re.compile(
+    rf"\"(?:[^\"\\]|\\.){{0,4096}}\"|'(?:[^'\\]|\\.){{0,4096}}'|(?:{_AUTH_SCHEME})?[^\s'\"]+",
     re.IGNORECASE,
 )
 
@@ -53,7 +58,7 @@ def is_secret_key(key: object) -> bool:
 
 def redact(text: str) -> str:
     """``text`` with every credential it carries masked (URL passwords, secret pairs, tokens)."""
-    text = _URL_USERINFO.sub(rf"\g<head>:{MASK}@", text)
+    text = _mask_url_passwords(text)
     text = _mask_pairs(text)
     return _CREDENTIAL.sub(rf"\g<scheme>{MASK}", text)
 
@@ -75,18 +80,62 @@ def redact_data(value: Any) -> Any:
     return value
 
 
+def _mask_url_passwords(text: str) -> str:
+    """Mask the password of every ``scheme://user:password@host`` in ``text``."""
+    if "://" not in text:
+        return text
+    return _TOKEN.sub(lambda token: _mask_token(token.group()), text)
+
+
+def _mask_token(token: str) -> str:
+    if "://" not in token:
+        return token
+    closers = _userinfo_ends(token)
+    parts, position = [], 0
+    for scheme in _URL_SCHEME.finditer(token):
+        start = scheme.end()
+        following = bisect_left(closers, start)
+        if start < position or following == len(closers):
+            continue
+        at = closers[following]
+        colon = token.find(":", start, at)
+        if colon < 0 or "/" in token[start:colon] or "@" in token[start:colon]:
+            continue
+        parts.append(f"{token[position : colon + 1]}{MASK}")
+        position = at
+    parts.append(token[position:])
+    return "".join(parts)
+
+
+def _userinfo_ends(token: str) -> list[int]:
+    """The indices of the '@'s that can close a userinfo, ascending: those with no other '@'
+    between them and the next host delimiter (or the token's end). One scan from the right."""
+    found: list[int] = []
+    later_at = False
+    for index in range(len(token) - 1, -1, -1):
+        char = token[index]
+        if char in _HOST_END:
+            later_at = False
+        elif char == "@":
+            if not later_at:
+                found.append(index)
+            later_at = True
+    return found[::-1]
+
+
 def _mask_pairs(text: str) -> str:
     """Mask the value of each secret-named pair. Scanning resumes right after a key that is not
     a secret, so its value is read as text again ("error: password=x", "dsn: token=y")."""
     parts, position = [], 0
-    while match := _PAIR.search(text, position):
-        if is_secret_key(match["key"].strip("\"'")):
-            value = match["value"]
-            quote = value[0] if value[:1] in ("'", '"') else ""
-            parts.append(f"{text[position : match.start('value')]}{quote}{MASK}{quote}")
-            position = match.end()
-        else:
+    while match := _PAIR_KEY.search(text, position):
+        secret = is_secret_key(match["key"].strip("\"'"))
+        value = _PAIR_VALUE.match(text, match.end()) if secret else None
+        if value is None:
             parts.append(text[position : match.end("sep")])
             position = match.end("sep")
+            continue
+        quote = value[0][0] if value[0][0] in ("'", '"') else ""
+        parts.append(f"{text[position : match.end()]}{quote}{MASK}{quote}")
+        position = value.end()
     parts.append(text[position:])
     return "".join(parts)

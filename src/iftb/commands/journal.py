@@ -24,7 +24,7 @@ from iftb.commands.common import (
 )
 from iftb.data.storage import DailyPerformance, DailyPerformanceRepository, TradeRepository
 from iftb.data.storage import TradeStatistics as Statistics
-from iftb.data.storage.validation import to_decimal
+from iftb.data.storage.validation import days_ago, to_decimal
 
 app = typer.Typer()
 
@@ -101,7 +101,8 @@ def equity(
         end = datetime.now(UTC).date()
         async with open_database(database_url) as manager, manager.get_session() as session:
             repo = DailyPerformanceRepository(session)
-            return await repo.get_equity_curve(end - timedelta(days=days), end, exchange)
+            # a window reaching before 1970 starts there (dates before it are refused)
+            return await repo.get_equity_curve(days_ago(days).date(), end, exchange)
 
     curve = run(work)
     if not curve:

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
 
+from iftb.cli import app
 from iftb.data.storage import (
     DatabaseManager,
     OHLCVBar,
@@ -128,3 +130,18 @@ async def test_a_long_read_in_another_process_does_not_make_a_writer_fail(
         async with db.get_session(read_only=True) as session:
             stored = await OHLCVRepository(session).get_latest("BTCUSDT", "1h", limit=100)
         assert len(stored) == 60
+
+
+@pytest.mark.sqlite_only
+async def test_export_candles_runs_while_another_process_holds_the_write_lock(
+    database_url: str, backend: str, tmp_path: Path
+) -> None:
+    async with DatabaseManager(database_url) as db, db.get_session() as session:
+        await OHLCVRepository(session).upsert_many([bar(h) for h in range(CANDLES)])
+    out = tmp_path / "candles.csv"
+    command = ["export-candles", "BTCUSDT", "1h", "--out", str(out), "--database-url", database_url]
+    async with sqlite_write_lock(str(make_url(database_url).database)) as writer:
+        result = await asyncio.to_thread(CliRunner().invoke, app, command)
+        assert writer.is_holding  # the export did not wait for the writer to let go
+    assert result.exit_code == 0, result.output
+    assert len(out.read_text().splitlines()) == CANDLES + 1  # a header and every candle

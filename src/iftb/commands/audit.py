@@ -19,6 +19,7 @@ from iftb.commands.common import (
     open_database,
     parse_age,
     parse_moment,
+    reading,
     run,
     when,
 )
@@ -55,7 +56,7 @@ def events(
 
     async def work() -> list[SystemEvent]:
         moment = parse_moment("--since", since) if since else None
-        async with open_database(database_url) as manager, manager.get_session() as session:
+        async with reading(database_url) as session:
             return await SystemEventRepository(session).get_recent_events(
                 severity, limit, event_type, moment
             )
@@ -84,7 +85,7 @@ def llm_usage(
         fail(f"--by: {by!r} is not one of model, type")
 
     async def work() -> list[LLMUsage]:
-        async with open_database(database_url) as manager, manager.get_session() as session:
+        async with reading(database_url) as session:
             return await LLMAnalysisLogRepository(session).get_usage_summary(days, _GROUPS[by])
 
     usage = run(work)

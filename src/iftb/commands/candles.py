@@ -31,6 +31,7 @@ from iftb.commands.common import (
     money,
     open_database,
     parse_moment,
+    reading,
     run,
     when,
 )
@@ -133,7 +134,7 @@ def coverage(
     """Every stored series: first and last candle, count, and how many are missing."""
 
     async def work() -> list[SeriesCoverage]:
-        async with open_database(database_url) as manager, manager.get_session() as session:
+        async with reading(database_url) as session:
             return await OHLCVRepository(session).get_coverage(symbol=symbol)
 
     series = run(work)
@@ -188,7 +189,7 @@ def gaps(
     async def work() -> list[Gap]:
         lower = parse_moment("--start", start) if start else None
         upper = parse_moment("--end", end) if end else None
-        async with open_database(database_url) as manager, manager.get_session() as session:
+        async with reading(database_url) as session:
             return await OHLCVRepository(session).get_gaps(
                 symbol, timeframe, exchange, lower, upper
             )
@@ -272,7 +273,7 @@ def export_candles(
             fail("Parquet export needs pyarrow: pip install 'iftb[parquet]'")
 
     async def work() -> int:
-        async with open_database(database_url) as manager, manager.get_session() as session:
+        async with reading(database_url) as session:
             repo = OHLCVRepository(session)
             window = await _window(repo, symbol, timeframe, exchange, start, end)
             if window is None:
@@ -386,7 +387,7 @@ def chart(
     from iftb.commands.charts import draw_candles
 
     async def work() -> int:
-        async with open_database(database_url) as manager, manager.get_session() as session:
+        async with reading(database_url) as session:
             repo = OHLCVRepository(session)
             window = await _window(repo, symbol, timeframe, exchange, start, end)
             if window is None:

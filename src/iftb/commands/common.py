@@ -13,6 +13,7 @@ from typing import Annotated, NoReturn, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Column, Table
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from iftb.config import ConfigError, get_settings
 from iftb.data.candle_files import CandleFileError
@@ -47,6 +48,17 @@ async def open_database(database_url: str | None) -> AsyncIterator[DatabaseManag
     """A connected manager (the SQLite default is migrated on first use)."""
     async with DatabaseManager(resolve_url(database_url)) as manager:
         yield manager
+
+
+@asynccontextmanager
+async def reading(database_url: str | None) -> AsyncIterator[AsyncSession]:
+    """A read-only unit of work: on SQLite it never takes the write lock, so a long export or
+    report runs beside the bot's own writes instead of making them wait."""
+    async with (
+        open_database(database_url) as manager,
+        manager.get_session(read_only=True) as session,
+    ):
+        yield session
 
 
 def run(work: Callable[[], Awaitable[T]]) -> T:

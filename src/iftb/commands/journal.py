@@ -20,6 +20,7 @@ from iftb.commands.common import (
     money,
     open_database,
     parse_day,
+    reading,
     run,
 )
 from iftb.data.storage import DailyPerformance, DailyPerformanceRepository, TradeRepository
@@ -48,7 +49,7 @@ def stats(
 
     async def work() -> Statistics:
         balance = to_decimal("--starting-balance", starting_balance) if starting_balance else None
-        async with open_database(database_url) as manager, manager.get_session() as session:
+        async with reading(database_url) as session:
             return await TradeRepository(session).get_statistics(
                 days, exchange, symbol, starting_balance=balance
             )
@@ -99,7 +100,7 @@ def equity(
 
     async def work() -> list[tuple[date, Decimal]]:
         end = datetime.now(UTC).date()
-        async with open_database(database_url) as manager, manager.get_session() as session:
+        async with reading(database_url) as session:
             repo = DailyPerformanceRepository(session)
             # a window reaching before 1970 starts there (dates before it are refused)
             return await repo.get_equity_curve(days_ago(days).date(), end, exchange)

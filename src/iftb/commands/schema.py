@@ -36,9 +36,12 @@ def upgrade(
     console.print(f"schema at revision [bold]{current}[/bold] ({manager.safe_url})")
 
 
-@app.command()
+# "-1" (one step down, as Alembic writes it) looks like an option to the parser: let it through.
+@app.command(context_settings={"ignore_unknown_options": True})
 def downgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base.")],
+    revision: Annotated[
+        str, typer.Argument(help="Target revision: -1 (one step down), -2, a revision id, or base.")
+    ],
     database_url: DatabaseUrl = None,
 ) -> None:
     """Migrate the schema down to REVISION (``base`` removes every table)."""
@@ -59,7 +62,7 @@ def downgrade(
 def current(database_url: DatabaseUrl = None) -> None:
     """Show the schema revision of the database and the one the code expects."""
     report = _diagnose(database_url)
-    state = "up to date" if report.schema_current else "behind: run `iftb-db upgrade`"
+    state = report.schema_state
     console.print(f"database: {report.revision or 'empty'}   code: {report.head}   ({state})")
 
 
@@ -70,7 +73,8 @@ def doctor(database_url: DatabaseUrl = None) -> None:
     report = _diagnose(database_url)
     console.print(f"[green]connected[/green] to {manager.safe_url}")
     console.print(f"server: {report.server_version}")
-    state = "[green]up to date[/green]" if report.schema_current else "[red]behind[/red]"
+    color = "green" if report.schema_current else "red"
+    state = f"[{color}]{report.schema_state}[/{color}]"
     console.print(f"schema: {report.revision or 'empty'} (code: {report.head}) {state}")
     if report.size_bytes is not None:
         console.print(f"size: {report.size_bytes / 1_048_576:,.1f} MiB")
@@ -83,8 +87,6 @@ def doctor(database_url: DatabaseUrl = None) -> None:
     for name, rows in report.tables.items():
         tables.add_row(name, "missing" if rows is None else f"{rows:,}")
     console.print(tables)
-    if not report.schema_current:
-        console.print("run `iftb-db upgrade` to bring the schema up to date")
 
 
 def _diagnose(database_url: str | None) -> Diagnosis:

@@ -31,6 +31,15 @@ class Diagnosis:
     def schema_current(self) -> bool:
         return self.revision == self.head
 
+    @property
+    def schema_state(self) -> str:
+        """``up to date``, behind (run upgrade), or newer than this code (upgrade iftb)."""
+        if self.schema_current:
+            return "up to date"
+        if self.revision is not None and not migrations.is_known_revision(self.revision):
+            return "newer than this code: upgrade iftb"
+        return "behind: run `iftb-db upgrade`"
+
 
 async def diagnose(connection: AsyncConnection, settings: dict[str, str]) -> Diagnosis:
     """Read the server version, revision, backend settings and row counts of every table.

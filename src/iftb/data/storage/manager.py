@@ -242,7 +242,7 @@ class DatabaseManager:
         """Downgrade the schema to ``revision`` (``"base"`` drops every table)."""
         engine = self._ensure_engine()
         try:
-            async with engine.begin() as connection:
+            async with migrations.in_process_lock(), engine.begin() as connection:
                 await connection.run_sync(migrations.downgrade, revision)
         except Exception as exc:
             raise translate(exc) from exc
@@ -313,9 +313,11 @@ class DatabaseManager:
 
     async def _upgrade(self, engine: AsyncEngine, revision: str = "head") -> None:
         try:
-            async with engine.begin() as connection:
+            async with migrations.in_process_lock(), engine.begin() as connection:
                 await self._refuse_unknown_revision(connection)
                 await connection.run_sync(migrations.upgrade, revision)
+        except StorageError:
+            raise
         except Exception as exc:
             raise self._locked_at_connect(exc) or self._storage_error(exc) from exc
         log.info("schema migrated", url=self.safe_url, revision=revision)
@@ -339,6 +341,8 @@ class DatabaseManager:
             async with engine.connect() as connection:
                 await self._refuse_unknown_revision(connection)
                 return await connection.run_sync(migrations.current_revision)
+        except StorageError:
+            raise
         except Exception as exc:
             raise self._locked_at_connect(exc) or self._storage_error(exc) from exc
 

@@ -6,7 +6,9 @@ connection), which is how ``DatabaseManager.migrate()`` and the CLI share one co
 
 from __future__ import annotations
 
+import asyncio
 import re
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,6 +44,18 @@ def object_filter(dialect: str) -> Callable[[object, str | None, str, bool, obje
         return only_on is None or only_on == dialect
 
     return include
+
+
+_in_process: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def in_process_lock() -> asyncio.Lock:
+    """Held around every Alembic command: Alembic keeps its running context in module globals,
+    so two commands interleaving in one process (two tasks) would run in each other's context.
+    Other processes are kept apart by the database itself (see ``env.py``)."""
+    return _in_process.setdefault(asyncio.get_running_loop(), asyncio.Lock())
 
 
 def upgrade(connection: Connection, revision: str = "head") -> None:

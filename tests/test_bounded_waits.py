@@ -131,6 +131,28 @@ async def test_a_statement_running_past_statement_timeout_is_cancelled_and_named
 
 
 @pytest.mark.postgres_only
+async def test_a_transaction_left_idle_past_its_limit_is_ended_and_its_locks_freed(
+    database_url: str, backend: str
+) -> None:
+    url = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+    admin = await asyncpg.connect(url)
+    async with DatabaseManager(database_url, timeouts=Timeouts(idle_in_transaction=0.2)) as db:
+        with pytest.raises(DatabaseConnectionError):
+            async with db.get_session() as session:
+                await upsert_one(session)  # holds the candle's row lock, then idles
+                backend_pid = await session.scalar(text("SELECT pg_backend_pid()"))
+                async with asyncio.timeout(30):  # a guard against hanging, not a timing assertion
+                    while await admin.fetchval(  # noqa: ASYNC110 - polls the server's own state
+                        "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", backend_pid
+                    ):
+                        await asyncio.sleep(0.05)
+                await upsert_one(session)
+        await admin.close()
+        async with db.get_session() as session:  # the server ended it: its lock is free
+            assert await upsert_one(session) == 1
+
+
+@pytest.mark.postgres_only
 async def test_postgresql_connections_carry_the_configured_limits(
     database_url: str, backend: str
 ) -> None:

@@ -32,6 +32,7 @@ from iftb.data.storage.errors import (
 )
 from iftb.data.storage.private_files import create_private_file
 from iftb.data.storage.retry import RetryPolicy, retry_transient
+from iftb.data.storage.units import commit_shielded, rollback_quietly
 from iftb.utils import get_logger
 from iftb.utils.logging import redact
 
@@ -202,9 +203,9 @@ class DatabaseManager:
         session = sessions()
         try:
             yield session
-            await _commit_shielded(session)
+            await commit_shielded(session)
         except BaseException as exc:
-            await _rollback_quietly(session)
+            await rollback_quietly(session)
             error = self._error_of(exc)
             if error is exc:
                 raise
@@ -426,27 +427,3 @@ def _is_connection_problem(exc: BaseException) -> bool:
     return isinstance(
         translate(exc) if isinstance(exc, Exception) else exc, DatabaseConnectionError
     )
-
-
-async def _commit_shielded(session: AsyncSession) -> None:
-    """Commit, finishing even when the caller is cancelled meanwhile (a commit cut short may
-    or may not have reached the server): the cancellation is re-raised after a successful
-    commit; a failed commit raises its own error instead. Either way the outcome is known."""
-    commit = asyncio.ensure_future(session.commit())
-    cancelled: asyncio.CancelledError | None = None
-    while not commit.done():
-        try:
-            await asyncio.shield(commit)
-        except asyncio.CancelledError as exc:
-            cancelled = exc
-    commit.result()
-    if cancelled is not None:
-        raise cancelled
-
-
-async def _rollback_quietly(session: AsyncSession) -> None:
-    """Roll back; a connection that is already gone has nothing to roll back."""
-    try:
-        await session.rollback()
-    except Exception as exc:  # the original error matters more than a failed rollback
-        log.warning("rollback failed", error=type(exc).__name__)

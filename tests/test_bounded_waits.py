@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from iftb.config import DatabaseSettings
+from iftb.config import ConfigError, DatabaseSettings, get_settings
 from iftb.data.storage import (
     DatabaseConnectionError,
     DatabaseManager,
@@ -234,3 +234,13 @@ def test_default_timeouts_suit_a_live_bot_and_negative_ones_are_refused() -> Non
     assert Timeouts() == Timeouts(statement=30, lock=10, idle_in_transaction=60, busy=30, pool=30)
     with pytest.raises(ValueError, match="lock timeout must be ≥ 0 seconds"):
         Timeouts(lock=-1)
+
+
+def test_a_negative_timeout_setting_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DB_LOCK_TIMEOUT", "-1")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="DB_LOCK_TIMEOUT"):
+            get_settings()
+    finally:
+        get_settings.cache_clear()

@@ -29,7 +29,7 @@ from benchmarks.sql import (
     SQLITE_UPSERT,
     TRADE_COLUMNS,
 )
-from iftb.data.storage.manager import SQLITE_PRAGMAS
+from iftb.data.storage.engine import SQLITE_PRAGMAS
 from iftb.data.storage.models import TradeModel
 from iftb.data.storage.types import (
     ExactNumeric,

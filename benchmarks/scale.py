@@ -30,7 +30,7 @@ from tests.support.pg_cluster import PostgresServer, throwaway_cluster
 
 from benchmarks.raw_postgres import ENSURE_SPAN
 from iftb.data.storage import DatabaseManager, OHLCVRepository
-from iftb.data.storage.manager import POSTGRES_SERVER_SETTINGS
+from iftb.data.storage.engine import POSTGRES_SERVER_SETTINGS
 
 T0 = datetime(2021, 1, 1, tzinfo=UTC)
 BATCH = 50_000

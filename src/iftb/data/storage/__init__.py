@@ -4,6 +4,7 @@ events and daily performance, on SQLite (embedded default) and PostgreSQL.
 This package ``__init__`` is the public face; import from here, not from the modules.
 """
 
+from iftb.data.storage.engine import Timeouts
 from iftb.data.storage.enums import LLMCallStatus, PositionStatus, Severity, Side, TradeAction
 from iftb.data.storage.errors import (
     ConflictError,
@@ -51,7 +52,6 @@ from iftb.data.storage.repositories import (
     SystemEventRepository,
     TradeRepository,
 )
-from iftb.data.storage.engine import Timeouts
 from iftb.data.storage.retry import RetryPolicy
 from iftb.data.storage.timeframes import TIMEFRAMES, Timeframe, parse_timeframe
 

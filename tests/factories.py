@@ -7,7 +7,7 @@ from decimal import Decimal
 from itertools import count
 from typing import Any
 
-from iftb.data.storage import Position, Trade
+from iftb.data.storage import OHLCVBar, Position, Trade, parse_timeframe
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 _numbers = count(1)
@@ -40,3 +40,12 @@ def make_position(**fields: Any) -> Position:
         "entry_time": T0,
     }
     return Position(**(values | fields))
+
+
+def make_bar(step: int = 0, timeframe: str = "1h", price: int = 100) -> OHLCVBar:
+    """A valid BTCUSDT candle, ``step`` candles of ``timeframe`` after ``T0``."""
+    level = Decimal(price + step)
+    return OHLCVBar(
+        "BTCUSDT", "binance", timeframe, parse_timeframe(timeframe).shift(T0, step), level,
+        level + 1, level - 1, level, Decimal(1),
+    )  # fmt: skip

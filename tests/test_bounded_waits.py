@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
@@ -22,20 +20,17 @@ from iftb.config import ConfigError, DatabaseSettings, get_settings
 from iftb.data.storage import (
     DatabaseConnectionError,
     DatabaseManager,
-    OHLCVBar,
     OHLCVRepository,
     QueryTimeoutError,
     RetryPolicy,
     Timeouts,
 )
+from tests.factories import make_bar
 from tests.support.lock_holder import sqlite_write_lock
 
 QUICK = Timeouts(statement=0.5, lock=0.2, busy=0.2, pool=0.2)
 FAST_RETRIES = RetryPolicy(attempts=3, initial_delay=0.01, max_delay=0.02)
-T0 = datetime(2024, 1, 1, tzinfo=UTC)
-BAR = OHLCVBar(
-    "BTCUSDT", "binance", "1h", T0, Decimal(1), Decimal(2), Decimal("0.5"), Decimal(1), Decimal(1)
-)
+BAR = make_bar()
 Release = Callable[[], Awaitable[None]]
 
 

@@ -8,8 +8,7 @@ import asyncio
 import subprocess
 import sys
 import textwrap
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,25 +19,16 @@ from typer.testing import CliRunner
 from iftb.cli import app
 from iftb.data.storage import (
     DatabaseManager,
-    OHLCVBar,
     OHLCVRepository,
     ReadOnlyError,
     SystemEventModel,
     SystemEventRepository,
     Timeouts,
 )
+from tests.factories import T0, make_bar
 from tests.support.lock_holder import sqlite_write_lock
 
-T0 = datetime(2024, 1, 1, tzinfo=UTC)
 CANDLES = 50
-
-
-def bar(hour: int) -> OHLCVBar:
-    price = Decimal(100 + hour)
-    return OHLCVBar(
-        "BTCUSDT", "binance", "1h", T0 + timedelta(hours=hour), price, price + 1, price - 1,
-        price, Decimal(1),
-    )  # fmt: skip
 
 
 async def events(db: DatabaseManager) -> int:
@@ -71,7 +61,7 @@ async def test_a_read_only_unit_reads_while_another_process_holds_the_write_lock
 ) -> None:
     async with DatabaseManager(database_url, timeouts=Timeouts(busy=60)) as db:
         async with db.get_session() as session:
-            await OHLCVRepository(session).upsert_many([bar(h) for h in range(CANDLES)])
+            await OHLCVRepository(session).upsert_many([make_bar(h) for h in range(CANDLES)])
         async with sqlite_write_lock(str(make_url(database_url).database)) as writer:
             async with db.get_session(read_only=True) as session:
                 latest = await OHLCVRepository(session).get_latest("BTCUSDT", "1h", limit=3)
@@ -111,7 +101,7 @@ async def test_a_long_read_in_another_process_does_not_make_a_writer_fail(
     script.write_text(LONG_READER)
     async with DatabaseManager(database_url, timeouts=Timeouts(busy=1)) as db:
         async with db.get_session() as session:
-            await OHLCVRepository(session).upsert_many([bar(h) for h in range(CANDLES)])
+            await OHLCVRepository(session).upsert_many([make_bar(h) for h in range(CANDLES)])
         reader = await asyncio.create_subprocess_exec(
             sys.executable, str(script), database_url, stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -120,7 +110,7 @@ async def test_a_long_read_in_another_process_does_not_make_a_writer_fail(
         assert await reader.stdout.readline() == b"reading\n", await reader.stderr.read()  # type: ignore[union-attr]
 
         async with db.get_session() as session:  # writes while the read is held open
-            await OHLCVRepository(session).upsert_many([bar(h) for h in range(CANDLES, 60)])
+            await OHLCVRepository(session).upsert_many([make_bar(h) for h in range(CANDLES, 60)])
             await SystemEventRepository(session).log_event("backfill", "info", "10 candles")
         assert reader.returncode is None  # the reader was still reading throughout
 
@@ -137,7 +127,7 @@ async def test_export_candles_runs_while_another_process_holds_the_write_lock(
     database_url: str, backend: str, tmp_path: Path
 ) -> None:
     async with DatabaseManager(database_url) as db, db.get_session() as session:
-        await OHLCVRepository(session).upsert_many([bar(h) for h in range(CANDLES)])
+        await OHLCVRepository(session).upsert_many([make_bar(h) for h in range(CANDLES)])
     out = tmp_path / "candles.csv"
     command = ["export-candles", "BTCUSDT", "1h", "--out", str(out), "--database-url", database_url]
     async with sqlite_write_lock(str(make_url(database_url).database)) as writer:

@@ -4,8 +4,6 @@ never hidden behind the failed savepoint rollback that follows it."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
@@ -14,23 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from iftb.data.storage import (
     DatabaseManager,
     DiskFullError,
-    OHLCVBar,
     OHLCVRepository,
     RetryPolicy,
     SystemEventRepository,
 )
-
-T0 = datetime(2024, 1, 1, tzinfo=UTC)
+from tests.factories import make_bar
 
 
 async def record_a_backfill(session: AsyncSession) -> int:
     """An event and 1,000 candles: more than the full disk can take."""
-    price = Decimal(100)
-    bars = [
-        OHLCVBar("BTCUSDT", "binance", "1m", T0 + timedelta(minutes=m), price, price + 1,
-                 price - 1, price, Decimal(1))
-        for m in range(1_000)
-    ]  # fmt: skip
+    bars = [make_bar(m, timeframe="1m") for m in range(1_000)]
     await SystemEventRepository(session).log_event("backfill", "info", "1,000 candles")
     return await OHLCVRepository(session).upsert_many(bars)
 

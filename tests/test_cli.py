@@ -18,8 +18,11 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from iftb.cli import app
+from iftb.commands.common import manager_for
 from iftb.commands.demo import SAMPLE_FILE
+from iftb.config import get_settings
 from iftb.data.storage import DatabaseManager, OHLCVRepository
+from iftb.data.storage.migrations import head_revision
 
 ROWS = 300
 
@@ -327,7 +330,7 @@ def test_schema_commands_walk_the_revisions(invoke: Invoke) -> None:
     assert result.exit_code == 0 and "revision base" in result.output, result.output
     assert "database: empty" in invoke("current").output
     result = invoke("upgrade")
-    assert result.exit_code == 0 and "revision 0002" in result.output, result.output
+    assert result.exit_code == 0 and f"revision {head_revision()}" in result.output, result.output
     assert "up to date" in invoke("current").output
 
 
@@ -341,3 +344,17 @@ def test_rollup_daily_stores_a_day_from_the_closed_trades(invoke: Invoke) -> Non
     assert "total trades" in result.output and "ending balance" in result.output
     result = invoke("rollup-daily", "--date", "not-a-day")
     assert result.exit_code == 1 and "--date" in result.output
+
+
+def test_commands_take_pool_retries_and_limits_from_the_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DB_LOCK_TIMEOUT", "3")
+    monkeypatch.setenv("DB_RETRY_ATTEMPTS", "2")
+    get_settings.cache_clear()
+    try:
+        manager = manager_for("postgresql://bot@db.internal:6432/iftb", auto_migrate=False)
+    finally:
+        get_settings.cache_clear()
+    assert (manager.timeouts.lock, manager.retry_policy.attempts) == (3, 2)
+    assert manager.safe_url == "postgresql+asyncpg://bot@db.internal:6432/iftb"

@@ -8,14 +8,14 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Column, Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from iftb.config import ConfigError, get_settings
+from iftb.config import ConfigError
 from iftb.data.candle_files import CandleFileError
 from iftb.data.storage import DatabaseManager, StorageError, ValidationError
 
@@ -39,14 +39,16 @@ _AGE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _AGE_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def resolve_url(database_url: str | None) -> str:
-    return database_url or get_settings().database.get_async_url()
+def manager_for(database_url: str | None, **options: Any) -> DatabaseManager:
+    """A manager configured from the settings (pool, retries, timeouts), on ``--database-url``
+    when given."""
+    return DatabaseManager.from_settings(url=database_url, **options)
 
 
 @asynccontextmanager
 async def open_database(database_url: str | None) -> AsyncIterator[DatabaseManager]:
     """A connected manager (the SQLite default is migrated on first use)."""
-    async with DatabaseManager(resolve_url(database_url)) as manager:
+    async with manager_for(database_url) as manager:
         yield manager
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from iftb.commands.common import DatabaseUrl, console, folding_table, resolve_url, run
+from iftb.commands.common import DatabaseUrl, console, folding_table, manager_for, run
 from iftb.data.storage import DatabaseManager
 from iftb.data.storage.diagnostics import Diagnosis
 
@@ -14,7 +14,7 @@ app = typer.Typer()
 
 
 def _manager(database_url: str | None) -> DatabaseManager:
-    return DatabaseManager(resolve_url(database_url), auto_migrate=False)
+    return manager_for(database_url, auto_migrate=False)
 
 
 @app.command()

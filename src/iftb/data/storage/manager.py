@@ -87,8 +87,11 @@ class DatabaseManager:
         self._before_disconnect: list[Callable[[], Awaitable[None]]] = []
 
     @classmethod
-    def from_settings(cls, settings: DatabaseSettings | None = None, **options: Any) -> Self:
-        """A manager configured by ``DatabaseSettings`` (URL, pool, retry policy, timeouts)."""
+    def from_settings(
+        cls, settings: DatabaseSettings | None = None, *, url: str | None = None, **options: Any
+    ) -> Self:
+        """A manager configured by ``DatabaseSettings`` (URL, pool, retry policy, timeouts);
+        ``url``, when given, replaces the configured database (e.g. a command's option)."""
         settings = settings or get_settings().database
         defaults: dict[str, Any] = {
             "pool_size": settings.pool_size,
@@ -104,7 +107,7 @@ class DatabaseManager:
                 pool=settings.pool_timeout,
             ),
         }
-        return cls(settings.get_async_url(), **(defaults | options))
+        return cls(url or settings.get_async_url(), **(defaults | options))
 
     def __repr__(self) -> str:
         state = "connected" if self._connected else "disconnected"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from sqlalchemy import text
 
 from iftb.data.storage import (
     DailyPerformanceRepository,
@@ -285,3 +286,26 @@ async def test_the_bot_writes_the_daily_rollup_and_the_audit_logs(bot: DatabaseM
         await SystemEventRepository(session).log_event("probe", "info", "bot role")
         await LLMAnalysisLogRepository(session).log(LLMAnalysisLog(analysis_type="probe"))
     assert again.date == day
+
+
+async def test_the_bot_reads_the_views(bot: DatabaseManager) -> None:
+    async with bot.get_session(read_only=True) as session:
+        for view in ("v_active_positions", "v_recent_trades"):
+            await session.execute(text(f"SELECT count(*) FROM {view}"))
+
+
+async def test_the_bot_cannot_migrate_the_schema(bot: DatabaseManager) -> None:
+    with pytest.raises(StorageError, match="permission denied|must be owner"):
+        await bot.downgrade("base")
+
+
+async def test_nothing_is_granted_to_public(deployment: Deployment) -> None:
+    owner = await deployment.connect("iftb_owner")
+    try:
+        public = await owner.fetch(
+            "SELECT table_name FROM information_schema.role_table_grants "
+            "WHERE grantee = 'PUBLIC' AND table_schema = 'public'"
+        )
+    finally:
+        await owner.close()
+    assert public == []

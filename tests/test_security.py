@@ -7,12 +7,10 @@ import logging
 import traceback
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from urllib.parse import quote
 
 import asyncpg
 import pytest
-from sqlalchemy import text
 
 from iftb.config import DatabaseSettings
 from iftb.data.storage import (
@@ -20,19 +18,14 @@ from iftb.data.storage import (
     DatabaseManager,
     OHLCVBar,
     OHLCVRepository,
-    StorageError,
     SystemEventRepository,
-    Trade,
-    TradeRepository,
 )
 from iftb.utils import configure_logging, get_logger
-from tests.conftest import scratch_postgres_database
-from tests.support.pg_cluster import PostgresServer, run_psql
+from tests.support.pg_cluster import PostgresServer
 
 pytestmark = pytest.mark.postgres_only
 
 PASSWORD = "Zq9-s3cr3t/pa:ss@word"  # URL-hostile characters, on purpose
-ROLES_SQL = Path(__file__).parents[1] / "migrations" / "least_privilege_roles.sql"
 BAR = OHLCVBar(
     "BTCUSDT", "binance", "1h", datetime(2024, 1, 1, tzinfo=UTC), Decimal(1), Decimal(2),
     Decimal(1), Decimal(2), Decimal(3),
@@ -143,66 +136,3 @@ async def test_secrets_in_log_context_are_masked_at_any_depth(
     assert "exchange call" in said
     for n, kind in enumerate(["pw", "pw", "tok", "key", "key", "sec", "tok", "tok", "pw"], 1):
         assert f"s{n}-{kind}" not in said
-
-
-async def test_the_bot_role_does_its_work_and_cannot_change_the_schema(
-    postgres_server: PostgresServer,
-) -> None:
-    passwords = {"owner_password": "owner-pw-1", "bot_password": "bot-pw-2"}
-    host = f"{postgres_server.host}:{postgres_server.port}"
-    try:
-        async with scratch_postgres_database(postgres_server) as database:
-            run_psql(postgres_server, database, ROLES_SQL, variables=passwords)
-            owner = DatabaseManager(f"postgresql+asyncpg://iftb_owner:owner-pw-1@{host}/{database}")
-            await owner.migrate()
-            await owner.disconnect()
-
-            bot = DatabaseManager(f"postgresql+asyncpg://iftb_bot:bot-pw-2@{host}/{database}")
-            async with bot:
-                async with bot.get_session() as session:  # COPY, staging table, DML, views
-                    await OHLCVRepository(session).insert_many([BAR])
-                    await OHLCVRepository(session).upsert_many([BAR])
-                    await TradeRepository(session).insert(
-                        Trade(trade_id="t", symbol="BTCUSDT", exchange="binance", side="long",
-                              action="open", entry_price=Decimal(1), quantity=Decimal(1))
-                    )  # fmt: skip
-                    await session.execute(text("SELECT count(*) FROM v_active_positions"))
-                async with bot.get_session() as session:  # retention by partition, no DDL right
-                    january = (
-                        datetime(2024, 1, 1, tzinfo=UTC),
-                        datetime(2024, 1, 31, 23, tzinfo=UTC),
-                    )
-                    assert (
-                        await OHLCVRepository(session).delete_range("BTCUSDT", "1h", *january) == 1
-                    )
-                    assert "ohlcv_p20240101" not in {
-                        p.name for p in await OHLCVRepository(session).get_partitions()
-                    }
-                for ddl in (
-                    "DROP TABLE ohlcv",
-                    "CREATE TABLE intruder (id int)",
-                    "ALTER TABLE trades ADD COLUMN intruder int",
-                    "TRUNCATE system_events",
-                ):
-                    with pytest.raises(StorageError, match="must be owner|permission denied"):
-                        async with bot.get_session() as session:
-                            await session.execute(text(ddl))
-            with pytest.raises(StorageError, match="permission denied|must be owner"):
-                await bot.downgrade("base")
-
-            admin = await asyncpg.connect(postgres_server.url(database, driver=""))
-            try:
-                public = await admin.fetch(
-                    "SELECT table_name FROM information_schema.role_table_grants "
-                    "WHERE grantee = 'PUBLIC' AND table_schema = 'public'"
-                )
-            finally:
-                await admin.close()
-            assert public == []
-    finally:
-        admin = await asyncpg.connect(postgres_server.url(driver=""))
-        try:
-            await admin.execute("DROP ROLE IF EXISTS iftb_bot")
-            await admin.execute("DROP ROLE IF EXISTS iftb_owner")
-        finally:
-            await admin.close()

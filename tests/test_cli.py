@@ -308,6 +308,13 @@ def _iso(milliseconds: str) -> str:
     return datetime.fromtimestamp(int(milliseconds) / 1000, UTC).isoformat()
 
 
+@pytest.mark.parametrize("ahead", ["-1", "121", str(2**70)])
+def test_partitions_ahead_out_of_range_is_a_clear_error(invoke: Invoke, ahead: str) -> None:
+    result = invoke("partitions", "--ahead", ahead)
+    assert result.exit_code == 2 and "--ahead" in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_partitions_and_candle_retention(
     invoke: Invoke, database_url: str, tmp_path: Path, sample_rows: list[list[str]]
 ) -> None:

@@ -404,7 +404,9 @@ def chart(
 
 @app.command()
 def partitions(
-    ahead: Annotated[int, typer.Option(help="Create partitions for this many months ahead.")] = 3,
+    ahead: Annotated[
+        int, typer.Option(min=0, max=120, help="Create partitions for this many months ahead.")
+    ] = 3,
     database_url: DatabaseUrl = None,
 ) -> None:
     """PostgreSQL: create the candle partitions for the coming months, and list them all."""

@@ -151,3 +151,21 @@ async def test_total_tokens_defaults_to_prompt_plus_response(session: AsyncSessi
     await repo.log(LLMAnalysisLog(analysis_type="sentiment", prompt_tokens=812, response_tokens=95))
     [entry] = await repo.get_recent()
     assert entry.total_tokens == 907
+
+
+async def test_credentials_in_an_error_message_are_masked_and_the_prompt_is_kept(
+    session: AsyncSession,
+) -> None:
+    repo = LLMAnalysisLogRepository(session)
+    await repo.log(
+        LLMAnalysisLog(
+            analysis_type="signal",
+            status="error",
+            prompt_text="api_key=not-a-secret-here, just the prompt",
+            error_message="401 from https://llm.example/v1?api_key=sk-live-123 "
+            "(Authorization: Bearer sk-live-123456)",
+        )
+    )
+    [stored] = await repo.get_recent()
+    assert stored.error_message is not None and "sk-live" not in stored.error_message
+    assert stored.prompt_text == "api_key=not-a-secret-here, just the prompt"

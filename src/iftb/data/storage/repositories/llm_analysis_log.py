@@ -7,6 +7,7 @@ backends with window functions (no interpolation, which SQLite lacks).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from iftb.data.storage.records import LLMAnalysisLog, LLMUsage
 from iftb.data.storage.repositories.base import Repository, all_records, checked_limit
 from iftb.data.storage.sql_functions import dec_sum
 from iftb.data.storage.validation import choice_rule, days_ago
+from iftb.utils.redaction import redact
 
 _COLUMNS = LLMAnalysisLogModel.__table__.columns
 _GROUPS = {
@@ -33,7 +35,11 @@ class LLMAnalysisLogRepository(Repository):
     """Every LLM call: tokens, cost, latency and outcome."""
 
     async def log(self, entry: LLMAnalysisLog) -> int:
-        """Record one call; returns its id."""
+        """Record one call; returns its id. Credentials in its error message (an echoed
+        Authorization header, a URL with ``api_key=…``) are masked as in a log line; the prompt
+        and the response are kept exactly as sent and received."""
+        if entry.error_message is not None:
+            entry = replace(entry, error_message=redact(entry.error_message))
         return await self._insert_record(entry, LLMAnalysisLogModel)
 
     async def get_recent(

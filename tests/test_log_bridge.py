@@ -336,3 +336,28 @@ async def test_database_outage_neither_raises_nor_loses_nor_recurses(
 async def test_nonsensical_settings_are_refused(db: DatabaseManager, options: dict) -> None:  # type: ignore[type-arg]
     with pytest.raises(ValueError, match="must be"):
         DatabaseLogHandler(db, **options)
+
+
+async def test_a_database_refusing_every_event_leaves_the_bridge_idle_not_spinning(
+    db: DatabaseManager, bridge: DatabaseLogHandler, app_logger: logging.Logger
+) -> None:
+    async with db.get_session() as session:  # every insert refused, as a revoked right would be
+        if session.get_bind().dialect.name == "sqlite":
+            await session.execute(
+                text(
+                    "CREATE TRIGGER refuse_all BEFORE INSERT ON system_events "
+                    "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )
+            )
+        else:
+            await session.execute(
+                text("ALTER TABLE system_events ADD CONSTRAINT refuse_all CHECK (false) NOT VALID")
+            )
+    app_logger.error("refused")
+    async with asyncio.timeout(30):
+        await bridge.flush_async()
+    await asyncio.sleep(0.3)
+    attempts = bridge.failed_writes
+    await asyncio.sleep(0.5)  # its own refused report is not reported again, and again
+    assert bridge.failed_writes == attempts
+    assert (bridge.rejected, bridge.queued) == (0, 0)

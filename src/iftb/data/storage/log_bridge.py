@@ -39,6 +39,7 @@ from iftb.data.storage.errors import (
     DiskFullError,
     NotConnectedError,
     QueryTimeoutError,
+    ReadOnlyError,
     ValidationError,
 )
 from iftb.data.storage.models import SystemEventModel
@@ -68,8 +69,10 @@ _UNAVAILABLE = (
     NotConnectedError,
     QueryTimeoutError,
     DiskFullError,
+    ReadOnlyError,  # a failover to a standby, a file remounted read-only
     _NoConnectionError,
 )
+_OWN_REPORTS = "log_bridge."
 # What no text column can hold: NUL (PostgreSQL) and lone surrogates (not encodable as UTF-8).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -259,7 +262,11 @@ class DatabaseLogHandler(logging.Handler):
                 except _UNAVAILABLE:
                     raise
                 except Exception as exc:
-                    self._reject(exc)
+                    if self._pending[0].event_type.startswith(_OWN_REPORTS):
+                        # counting it would queue another report, refused in turn: a busy loop
+                        _report(f"log bridge: its own report was refused ({type(exc).__name__})")
+                    else:
+                        self._reject(exc)
                 else:
                     self.written += 1
                 del self._pending[0]

@@ -28,6 +28,11 @@ _DRIVERS = {
 }
 
 
+MAX_TIMEOUT = 2_147_483
+"""The longest timeout, in seconds: PostgreSQL's limits are 32-bit milliseconds, SQLite's busy
+timeout a C int."""
+
+
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the environment variable."""
 
@@ -59,11 +64,15 @@ class DatabaseSettings(BaseSettings):
     retry_initial_delay: float = Field(default=0.2, ge=0)
     retry_max_delay: float = Field(default=5.0, ge=0)
     # Bounded waits, in seconds (see docs/reliability.md). PostgreSQL limits: 0 turns one off.
-    statement_timeout: float = Field(default=30.0, ge=0)
-    lock_timeout: float = Field(default=10.0, ge=0)
-    idle_in_transaction_timeout: float = Field(default=60.0, ge=0)
-    busy_timeout: float = Field(default=30.0, ge=0)  # SQLite: a writer's wait for the lock
-    pool_timeout: float = Field(default=30.0, ge=0)  # a unit of work's wait for a connection
+    statement_timeout: float = Field(default=30.0, ge=0, le=MAX_TIMEOUT)
+    lock_timeout: float = Field(default=10.0, ge=0, le=MAX_TIMEOUT)
+    idle_in_transaction_timeout: float = Field(default=60.0, ge=0, le=MAX_TIMEOUT)
+    busy_timeout: float = Field(
+        default=30.0, ge=0, le=MAX_TIMEOUT
+    )  # SQLite: a writer's wait for the lock
+    pool_timeout: float = Field(
+        default=30.0, ge=0, le=MAX_TIMEOUT
+    )  # a unit of work's wait for a connection
     ohlcv_partition_unit: Literal["week", "month", "quarter", "year"] = "month"
 
     def get_async_url(self) -> str:

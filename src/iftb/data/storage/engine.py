@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL, Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import await_only
 
+from iftb.config import MAX_TIMEOUT
 from iftb.data.storage.sql_functions import register_sqlite_functions
 from iftb.data.storage.validation import storable_text
 
@@ -64,8 +65,10 @@ class Timeouts:
 
     def __post_init__(self) -> None:
         for name, seconds in asdict(self).items():
-            if not seconds >= 0:  # also refuses NaN
-                raise ValueError(f"{name} timeout must be ≥ 0 seconds (got {seconds!r})")
+            if not 0 <= seconds <= MAX_TIMEOUT:  # also refuses NaN and infinity
+                raise ValueError(
+                    f"{name} timeout must be between 0 and {MAX_TIMEOUT} seconds (got {seconds!r})"
+                )
 
     def seconds(self, limit: str) -> float | None:
         """The configured value of ``limit`` (a ``QueryTimeoutError.limit``), if it is one."""

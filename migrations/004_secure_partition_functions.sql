@@ -1,9 +1,12 @@
 -- Reference PostgreSQL DDL of migration 0004: SECURITY DEFINER partition functions with a trusted
 -- search_path (pg_catalog, then pg_temp last) and schema-qualified objects, that only ever touch
 -- partitions of public.ohlcv; partitions created only for the months that hold rows; no role
--- but the owner may delete journal or audit rows or write alembic_version (docs/security.md).
+-- but the owner may delete journal or audit rows, rewrite audit rows or write alembic_version
+-- (docs/security.md).
 -- Apply after 003_*.sql; tests/test_migrations.py proves that the files build the same schema as
 -- `iftb-db upgrade`.
+
+BEGIN;
 
 CREATE FUNCTION public.iftb_is_ohlcv_partition(relation regclass)
 RETURNS boolean LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -127,14 +130,20 @@ BEGIN
                CASE WHEN a.grantee = 0 THEN 'PUBLIC'
                     ELSE a.grantee::pg_catalog.regrole::text END AS grantee,
                CASE WHEN c.oid = pg_catalog.to_regclass('public.alembic_version')
-                    THEN 'INSERT, UPDATE, DELETE, TRUNCATE' ELSE 'DELETE, TRUNCATE' END AS rights
+                    THEN 'INSERT, UPDATE, DELETE, TRUNCATE'
+                    WHEN c.oid IN (pg_catalog.to_regclass('public.system_events'),
+                                   pg_catalog.to_regclass('public.llm_analysis_log'))
+                    THEN 'UPDATE, DELETE, TRUNCATE' ELSE 'DELETE, TRUNCATE' END AS rights
         FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
         WHERE c.relnamespace = 'public'::pg_catalog.regnamespace
           AND c.oid <> 'public.ohlcv'::pg_catalog.regclass
           AND a.grantee <> c.relowner
           AND (a.privilege_type IN ('DELETE', 'TRUNCATE')
                OR (c.oid = pg_catalog.to_regclass('public.alembic_version')
-                   AND a.privilege_type IN ('INSERT', 'UPDATE')))
+                   AND a.privilege_type IN ('INSERT', 'UPDATE'))
+               OR (c.oid IN (pg_catalog.to_regclass('public.system_events'),
+                             pg_catalog.to_regclass('public.llm_analysis_log'))
+                   AND a.privilege_type = 'UPDATE'))
     LOOP
         EXECUTE pg_catalog.format('REVOKE %s ON %s FROM %s',
                                   entry.rights, entry.relation, entry.grantee);
@@ -175,3 +184,5 @@ BEGIN
         EXECUTE pg_catalog.format('GRANT DELETE ON public.ohlcv TO %s', grantee);
     END LOOP;
 END $$;
+
+COMMIT;

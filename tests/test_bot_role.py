@@ -185,6 +185,8 @@ FORBIDDEN = [
     *(f"DELETE FROM {table}" for table in TABLES[1:]),
     "INSERT INTO alembic_version VALUES ('9999')",
     "UPDATE alembic_version SET version_num = '0001'",
+    "UPDATE system_events SET message = ''",  # rewriting the audit log erases it as well
+    "UPDATE llm_analysis_log SET error_message = NULL",
     *(f"TRUNCATE {table}" for table in TABLES),
     "DROP TABLE trades",
     "DROP TABLE ohlcv",

@@ -18,8 +18,9 @@ only those of the units (month by default) the given open times fall in. The uni
 database was migrated with, read back from the installed function.
 
 Privileges, for every role other than the tables' owner: no DELETE or TRUNCATE on any table
-(journal, audit log, daily performance, and by default every table created later), no write to
-``alembic_version``; roles that write candles keep DELETE on ``ohlcv`` (``delete_range``). Audit
+(journal, audit log, daily performance, and by default every table created later), no UPDATE
+of the audit log (``system_events``, ``llm_analysis_log``: a rewrite erases as well as a delete),
+no write to ``alembic_version``; roles that write candles keep DELETE on ``ohlcv`` (``delete_range``). Audit
 retention is a maintenance job run as the owner (docs/security.md). A downgrade restores the
 0002 functions and leaves the privileges as tight as they are.
 """
@@ -173,14 +174,20 @@ BEGIN
                CASE WHEN a.grantee = 0 THEN 'PUBLIC'
                     ELSE a.grantee::pg_catalog.regrole::text END AS grantee,
                CASE WHEN c.oid = pg_catalog.to_regclass('public.alembic_version')
-                    THEN 'INSERT, UPDATE, DELETE, TRUNCATE' ELSE 'DELETE, TRUNCATE' END AS rights
+                    THEN 'INSERT, UPDATE, DELETE, TRUNCATE'
+                    WHEN c.oid IN (pg_catalog.to_regclass('public.system_events'),
+                                   pg_catalog.to_regclass('public.llm_analysis_log'))
+                    THEN 'UPDATE, DELETE, TRUNCATE' ELSE 'DELETE, TRUNCATE' END AS rights
         FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
         WHERE c.relnamespace = 'public'::pg_catalog.regnamespace
           AND c.oid <> 'public.ohlcv'::pg_catalog.regclass
           AND a.grantee <> c.relowner
           AND (a.privilege_type IN ('DELETE', 'TRUNCATE')
                OR (c.oid = pg_catalog.to_regclass('public.alembic_version')
-                   AND a.privilege_type IN ('INSERT', 'UPDATE')))
+                   AND a.privilege_type IN ('INSERT', 'UPDATE'))
+               OR (c.oid IN (pg_catalog.to_regclass('public.system_events'),
+                             pg_catalog.to_regclass('public.llm_analysis_log'))
+                   AND a.privilege_type = 'UPDATE'))
     LOOP
         EXECUTE pg_catalog.format('REVOKE %s ON %s FROM %s',
                                   entry.rights, entry.relation, entry.grantee);

@@ -36,6 +36,7 @@ from iftb.data.storage import (
     ValidationError,
     parse_timeframe,
 )
+from iftb.data.storage.validation import candle_opened_rule
 from tests.factories import make_position, make_trade
 
 SURROGATE = "\ud800"
@@ -378,3 +379,12 @@ async def test_a_stream_chunk_size_outside_one_to_bigint_is_refused(
     )
     with pytest.raises(ValidationError, match="^chunk_size: "):
         await anext(stream)
+
+
+def test_a_candle_just_opened_by_an_exchange_clock_slightly_ahead_is_accepted() -> None:
+    boundary = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    check = candle_opened_rule(now=boundary - timedelta(milliseconds=200))
+    check("1m", boundary)  # the exchange's clock has passed 12:00, this host's has not yet
+    check("1h", boundary)
+    with pytest.raises(ValidationError, match="opens in the future"):
+        check("1m", boundary + timedelta(minutes=1))

@@ -251,11 +251,17 @@ def days_ago(days: Any) -> datetime:
     return now - timedelta(days=days)
 
 
+CLOCK_SKEW = timedelta(seconds=60)
+"""How far this host's clock may lag the exchange's before a just-opened candle is refused."""
+
+
 def candle_opened_rule(now: datetime | None = None) -> Callable[[str, datetime], None]:
     """A check that a candle opens no later than the current candle of its timeframe at
-    ``now`` (the real clock by default): a candle from the future is a unit or clock error,
-    and one far ahead would create a partition for every month up to it."""
-    moment = datetime.now(UTC) if now is None else now
+    ``now`` (the real clock by default) plus ``CLOCK_SKEW``: a candle from the future is a unit
+    or clock error, and one far ahead would create a partition for every month up to it. The
+    allowance keeps a candle the exchange has just opened from being refused when this host's
+    clock runs a little behind the exchange's."""
+    moment = (datetime.now(UTC) if now is None else now) + CLOCK_SKEW
     current: dict[str, datetime] = {}
 
     def check(timeframe: str, timestamp: datetime) -> None:

@@ -120,3 +120,27 @@ def test_long_hostile_texts_are_redacted_in_one_pass(unit: str) -> None:
     text = unit * (200_000 // len(unit))
     assert redact(text).count("***") <= text.count(unit)
     assert redact(text + " password=hunter22").endswith("password=***")
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        (
+            "private_key=-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\nQUJD\n"
+            "-----END OPENSSH PRIVATE KEY-----",
+            "b3BlbnNzaC1rZXk",
+        ),
+        ("key file: -----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg", "MIIEvQIBADANBg"),
+        ('password="' + "s3cr3t" * 1000 + '"', "s3cr3t"),
+        ('token="never-closed and more', "never-closed"),
+    ],
+)
+def test_long_quoted_secrets_and_private_keys_are_masked_whole(text: str, secret: str) -> None:
+    assert secret not in redact(text)
+
+
+def test_data_that_contains_itself_is_shown_cut_off_never_raising() -> None:
+    cyclic: dict[str, object] = {"password": "pw-1"}
+    cyclic["again"] = cyclic
+    shown = str(redact_data(cyclic))
+    assert "pw-1" not in shown and "<nested too deep>" in shown

@@ -43,12 +43,17 @@ _CREDENTIAL = re.compile(r"\b(?P<scheme>(?:Bearer|Basic|Digest)\s+)[A-Za-z0-9._~
 _PAIR_KEY = re.compile(
     r"(?<![\w.-])(?P<key>(?P<quote>[\"']?)[A-Za-z_][\w.-]{0,63}(?P=quote))(?P<sep>\s*[:=]\s*)"
 )
-# A secret's value, read only after a secret key: quoted (up to 4 KiB, so an unterminated quote
-# costs a bounded look) or up to the next blank or quote.
+# A secret's value, read only after a secret key: quoted (to the closing quote, or to the end of
+# the line when there is none), or up to the next blank or quote.
 _PAIR_VALUE = re.compile(
-    rf"\"(?:[^\"\\]|\\.){{0,4096}}\"|'(?:[^'\\]|\\.){{0,4096}}'|(?:{_AUTH_SCHEME})?[^\s'\"]+",
-    re.IGNORECASE,
+    rf"\"(?:[^\"\\\n]|\\.)*(?:\"|$)|'(?:[^'\\\n]|\\.)*(?:'|$)|(?:{_AUTH_SCHEME})?[^\s'\"]+",
+    re.IGNORECASE | re.MULTILINE,
 )
+# A PEM private key (an exchange's Ed25519 or RSA API key): masked from BEGIN to END, or to the
+# end of the text when its END is missing.
+_PEM_BEGIN = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+_PEM_END = "PRIVATE KEY-----"
+_MAX_DEPTH = 32  # nesting redacted; deeper (or self-containing) data is not shown at all
 
 
 def is_secret_key(key: object) -> bool:
@@ -58,26 +63,42 @@ def is_secret_key(key: object) -> bool:
 
 def redact(text: str) -> str:
     """``text`` with every credential it carries masked (URL passwords, secret pairs, tokens)."""
+    text = _mask_pem_keys(text)
     text = _mask_url_passwords(text)
     text = _mask_pairs(text)
     return _CREDENTIAL.sub(rf"\g<scheme>{MASK}", text)
 
 
-def redact_data(value: Any) -> Any:
+def redact_data(value: Any, _depth: int = 0) -> Any:
     """A copy of ``value`` with secret-named keys masked at any depth and every string redacted.
 
     Mappings become dicts and lists/tuples lists (the shapes JSON and log renderers take); other
-    values are returned as they are.
+    values are returned as they are. Nesting past 32 levels (or a structure that contains
+    itself) is replaced by a marker: a log call never raises.
     """
     if isinstance(value, str):
         return redact(value)
+    if isinstance(value, Mapping | list | tuple) and _depth >= _MAX_DEPTH:
+        return "<nested too deep>"
     if isinstance(value, Mapping):
         return {
-            key: MASK if is_secret_key(key) else redact_data(item) for key, item in value.items()
+            key: MASK if is_secret_key(key) else redact_data(item, _depth + 1)
+            for key, item in value.items()
         }
     if isinstance(value, list | tuple):
-        return [redact_data(item) for item in value]
+        return [redact_data(item, _depth + 1) for item in value]
     return value
+
+
+def _mask_pem_keys(text: str) -> str:
+    parts, position = [], 0
+    while begin := _PEM_BEGIN.search(text, position):
+        end = text.find(_PEM_END, begin.end())
+        stop = len(text) if end < 0 else end + len(_PEM_END)
+        parts.append(f"{text[position : begin.start()]}{MASK}")
+        position = stop
+    parts.append(text[position:])
+    return "".join(parts)
 
 
 def _mask_url_passwords(text: str) -> str:

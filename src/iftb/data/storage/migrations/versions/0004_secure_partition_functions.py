@@ -20,9 +20,9 @@ database was migrated with, read back from the installed function.
 Privileges, for every role other than the tables' owner: no DELETE or TRUNCATE on any table
 (journal, audit log, daily performance, and by default every table created later), no UPDATE
 of the audit log (``system_events``, ``llm_analysis_log``: a rewrite erases as well as a delete),
-no write to ``alembic_version``; roles that write candles keep DELETE on ``ohlcv`` (``delete_range``). Audit
-retention is a maintenance job run as the owner (docs/security.md). A downgrade restores the
-0002 functions and leaves the privileges as tight as they are.
+no write to ``alembic_version``; roles that write candles keep DELETE on ``ohlcv``
+(``delete_range``). Audit retention is a maintenance job run as the owner (docs/security.md). A
+downgrade restores the 0002 functions and leaves the privileges as tight as they are.
 """
 
 from collections.abc import Sequence

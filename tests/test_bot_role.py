@@ -170,12 +170,12 @@ async def test_a_fake_pg_inherits_does_not_steer_partition_creation_or_retention
     await fake_pg_inherits(as_bot, "VIEW", "system_events")
     await as_bot.execute("CREATE TEMP TABLE ohlcv (LIKE public.ohlcv)")
     created = await as_bot.fetchval(
-        "SELECT iftb_ensure_ohlcv_partitions(ARRAY[timestamptz '1901-02-03 04:00Z'])"
+        "SELECT iftb_ensure_ohlcv_partitions(ARRAY[timestamptz '1971-02-03 04:00Z'])"
     )
-    assert await as_bot.fetchval("SELECT to_regclass('public.ohlcv_p19010201')") is not None
-    dropped = await as_bot.fetchval("SELECT iftb_drop_ohlcv_partitions('1901-02-01', '1901-03-01')")
+    assert await as_bot.fetchval("SELECT to_regclass('public.ohlcv_p19710201')") is not None
+    dropped = await as_bot.fetchval("SELECT iftb_drop_ohlcv_partitions('1971-02-01', '1971-03-01')")
     assert (created, dropped) == (1, 0)  # the real (empty) partition, created then dropped
-    assert await as_bot.fetchval("SELECT to_regclass('public.ohlcv_p19010201')") is None
+    assert await as_bot.fetchval("SELECT to_regclass('public.ohlcv_p19710201')") is None
     assert set(TABLES) <= await tables(as_bot)
 
 
@@ -311,3 +311,13 @@ async def test_nothing_is_granted_to_public(deployment: Deployment) -> None:
     finally:
         await owner.close()
     assert public == []
+
+
+@pytest.mark.parametrize(
+    "moment", ["1969-12-01 00:00Z", "2124-03-05 07:00Z", "294276-01-01 00:00Z"]
+)
+async def test_the_bot_cannot_fill_the_catalog_with_far_partitions(
+    as_bot: asyncpg.Connection, moment: str
+) -> None:
+    with pytest.raises(asyncpg.DatetimeFieldOverflowError, match="outside 1970"):
+        await as_bot.execute(f"SELECT iftb_ensure_ohlcv_partitions(ARRAY[timestamptz '{moment}'])")

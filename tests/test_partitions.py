@@ -14,7 +14,14 @@ from sqlalchemy import PrimaryKeyConstraint, UniqueConstraint, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iftb.config import get_settings
-from iftb.data.storage import DatabaseManager, OHLCVBar, OHLCVModel, OHLCVRepository
+from iftb.data.storage import (
+    DatabaseManager,
+    OHLCVBar,
+    OHLCVModel,
+    OHLCVRepository,
+    ValidationError,
+)
+from iftb.data.storage.errors import translated_errors
 from iftb.data.storage.migrations import MIGRATIONS_DIR
 from iftb.data.storage.repositories.candle_partitions import ensure_partitions_for
 
@@ -128,14 +135,30 @@ async def test_a_batch_far_apart_in_time_creates_partitions_only_for_its_months(
 
 
 @pytest.mark.postgres_only
-async def test_two_candles_a_century_apart_create_exactly_two_partitions(
+async def test_two_candles_a_decade_apart_create_exactly_two_partitions(
+    session: AsyncSession,
+) -> None:
+    before = set(await partitions(session))
+    decade = [datetime(2024, 3, 5, 7, tzinfo=UTC), datetime(2034, 3, 5, 7, tzinfo=UTC)]
+    assert await ensure_partitions_for(await session.connection(), decade) == 2
+    assert set(await partitions(session)) - before == {"ohlcv_p20240301", "ohlcv_p20340301"}
+    assert await ensure_partitions_for(await session.connection(), decade) == 0
+
+
+@pytest.mark.postgres_only
+async def test_a_candle_a_century_ahead_creates_no_partition_at_all(
     session: AsyncSession,
 ) -> None:
     before = set(await partitions(session))
     century = [datetime(2024, 3, 5, 7, tzinfo=UTC), datetime(2124, 3, 5, 7, tzinfo=UTC)]
-    assert await ensure_partitions_for(await session.connection(), century) == 2
-    assert set(await partitions(session)) - before == {"ohlcv_p20240301", "ohlcv_p21240301"}
-    assert await ensure_partitions_for(await session.connection(), century) == 0
+    with pytest.raises(ValidationError, match="outside 1970 to eleven years ahead"):
+        async with session.begin_nested():
+            await OHLCVRepository(session).create_partitions(century[1])
+    with pytest.raises(ValidationError, match="outside 1970"):
+        async with session.begin_nested():
+            with translated_errors():
+                await ensure_partitions_for(await session.connection(), century)
+    assert set(await partitions(session)) == before
 
 
 @pytest.mark.postgres_only

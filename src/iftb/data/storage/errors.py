@@ -114,7 +114,10 @@ def translate(exc: Exception) -> StorageError:
             kind = ConflictError if table in _CONFLICT_TABLES else DuplicateError
             return kind(detail)
         return ValidationError(f"constraint violated: {detail}")
-    if isinstance(exc, sa_exc.DataError):
+    if isinstance(exc, sa_exc.DataError) or (
+        # a data exception (class 22) raised by a function is not always a DataError
+        isinstance(exc, sa_exc.DBAPIError) and (_driver_sqlstate(exc) or "").startswith("22")
+    ):
         return ValidationError(f"value rejected by the database: {_driver_message(exc)}")
     if isinstance(exc, sa_exc.StatementError) and not isinstance(exc, sa_exc.DBAPIError):
         # Raised by a bind processor before anything reached the database.

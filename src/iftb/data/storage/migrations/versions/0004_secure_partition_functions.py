@@ -119,6 +119,13 @@ BEGIN
         WHERE t IS NOT NULL
         ORDER BY 1
     LOOP
+        -- A direct call may not fill the catalog: 1970 up to eleven years ahead (the longest
+        -- `iftb-db partitions --ahead`), which also keeps every name at four-digit years.
+        IF bound < '1970-01-01 00:00:00+00' OR bound > pg_catalog.statement_timestamp()
+                                                      + interval '11 years' THEN
+            RAISE EXCEPTION USING ERRCODE = '22008', MESSAGE = pg_catalog.format(
+                'iftb_ensure_ohlcv_partitions: %s is outside 1970 to eleven years ahead', bound);
+        END IF;
         partition_name := 'ohlcv_p' || pg_catalog.to_char(bound AT TIME ZONE 'UTC', 'YYYYMMDD');
         existing := pg_catalog.to_regclass('public.' || pg_catalog.quote_ident(partition_name));
         IF existing IS NULL AND NOT locked THEN

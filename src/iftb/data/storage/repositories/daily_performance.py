@@ -24,7 +24,11 @@ from iftb.data.storage.repositories.base import (
     record_values,
     touched,
 )
-from iftb.data.storage.repositories.trade_statistics import notional_totals, statistics_and_peak
+from iftb.data.storage.repositories.trade_statistics import (
+    notional_totals,
+    rounded_whole,
+    statistics_and_peak,
+)
 from iftb.data.storage.validation import date_rule
 from iftb.utils import get_logger
 
@@ -171,7 +175,7 @@ class DailyPerformanceRepository(Repository):
             starting_balance=starting_balance,
             ending_balance=ending,
             peak_balance=peak,
-            avg_trade_duration_minutes=whole_minutes(stats.avg_holding_time),
+            avg_trade_duration_minutes=_whole_minutes(stats.avg_holding_time),
             longest_winning_streak=stats.longest_winning_streak,
             longest_losing_streak=stats.longest_losing_streak,
         )
@@ -226,7 +230,5 @@ def _storable(name: str, value: Decimal | None) -> Decimal | None:
     return None
 
 
-def whole_minutes(duration: timedelta) -> int:
-    """A duration in whole minutes, rounded half up (the rule for every rounding here)."""
-    minutes = Decimal(duration // timedelta(microseconds=1)) / 60_000_000
-    return int(minutes.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+def _whole_minutes(duration: timedelta) -> int:
+    return int(rounded_whole(Decimal(duration // timedelta(microseconds=1)) / 60_000_000))

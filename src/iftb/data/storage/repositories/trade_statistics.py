@@ -100,7 +100,7 @@ def _assemble(totals: Any, drawdown: Any, streaks: dict[int, int]) -> TradeStati
         max_drawdown_amount=drawdown.amount or ZERO,
         max_drawdown_pct=_percent(drawdown.ratio or ZERO),
         avg_holding_time=timedelta(
-            microseconds=int(_whole(Decimal(totals.held_microseconds or 0) / totals.trades))
+            microseconds=int(rounded_whole(Decimal(totals.held_microseconds or 0) / totals.trades))
         ),
         longest_winning_streak=streaks.get(1, 0),
         longest_losing_streak=streaks.get(-1, 0),
@@ -205,7 +205,8 @@ def _streaks_query(closed: tuple[ColumnElement[bool], ...]) -> Any:
     return select(runs.c.outcome, func.max(runs.c.length).label("longest")).group_by(runs.c.outcome)
 
 
-def _whole(value: Decimal) -> Decimal:
+def rounded_whole(value: Decimal) -> Decimal:
+    """``value`` rounded half up to a whole number: the one rounding rule of the journal."""
     return value.quantize(Decimal(1), rounding=ROUND_HALF_UP)
 
 

@@ -17,9 +17,18 @@ SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database()) \gexe
 SELECT format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO iftb_owner, iftb_bot', current_database()) \gexec
 SELECT format('GRANT CREATE ON DATABASE %I TO iftb_owner', current_database()) \gexec
 
-REVOKE ALL ON SCHEMA public FROM PUBLIC;
-ALTER SCHEMA public OWNER TO iftb_owner;
-GRANT USAGE ON SCHEMA public TO iftb_bot;
+\set schema_rights 'REVOKE ALL ON SCHEMA public FROM PUBLIC; ALTER SCHEMA public OWNER TO iftb_owner; GRANT USAGE ON SCHEMA public TO iftb_bot'
+:schema_rights;
+
+-- On Citus the roles and the database grants above reach the workers by themselves; the schema's
+-- do not, and the migrations create functions and shards there as iftb_owner: give each worker's
+-- schema the same rights (`iftb-db distribute` does it again for workers added later).
+SELECT format(
+    'DO $do$ DECLARE refused record; BEGIN '
+    'FOR refused IN SELECT * FROM pg_catalog.run_command_on_workers(%L) WHERE NOT success LOOP '
+    'RAISE EXCEPTION ''worker %%:%%: %%'', refused.nodename, refused.nodeport, refused.result; '
+    'END LOOP; END $do$', :'schema_rights')
+WHERE EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') \gexec
 
 -- Every table and sequence the owner creates from now on (i.e. by the migrations) is usable by
 -- the bot to read, append and update rows, never to delete them: the journal and the audit log

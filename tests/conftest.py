@@ -4,9 +4,14 @@ PostgreSQL comes from ``IFTB_TEST_POSTGRES_URL`` when set, otherwise from a thro
 started from the installed binaries for this test session. Without either, PostgreSQL tests are
 skipped with one loud line — except under ``CI=true``, where that fails the run.
 
+``pytest --citus`` is the Citus tier: every PostgreSQL test runs against the coordinator of a
+throwaway Citus cluster (a coordinator and two workers), with ``ohlcv`` distributed as
+``iftb-db distribute`` does it; the SQLite runs are left out. The run fails when the cluster
+cannot start.
+
 Each test gets its own database: a copy of a migrated SQLite file, or a PostgreSQL database
-cloned from a migrated template (``CREATE DATABASE ... TEMPLATE``), so tests never see each
-other's rows and may commit freely.
+cloned from a migrated template (``CREATE DATABASE ... TEMPLATE``; on Citus on every node), so
+tests never see each other's rows and may commit freely.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iftb.data.storage import DatabaseManager
+from tests.support import citus_cluster
+from tests.support.citus_cluster import CitusCluster, citus_available, throwaway_citus_cluster
 from tests.support.pg_cluster import (
     PostgresServer,
     postgres_binaries_available,
@@ -34,25 +41,41 @@ BACKENDS = ("sqlite", "postgresql")
 TEMPLATE_DB = "iftb_test_template"
 _database_numbers = itertools.count(1)
 _postgres_unavailable_reason: str | None = None
+_citus: CitusCluster | None = None
+"""The Citus cluster of a ``--citus`` run, whose coordinator is the session's server."""
+CITUS_SHARDS = 4
+"""Shards of the distributed ``ohlcv`` in the tier: few, so that every test stays fast."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--soak", action="store_true", help="run the long soak workload too")
+    parser.addoption(
+        "--citus", action="store_true", help="the Citus tier: PostgreSQL tests on a Citus cluster"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Drop the backend runs a test is not meant for, and the long soak unless asked for."""
     keep, drop = [], []
+    citus = config.getoption("--citus")
     for item in items:
         backend = getattr(item, "callspec", None) and item.callspec.params.get("backend")
-        unwanted = (backend == "sqlite" and item.get_closest_marker("postgres_only")) or (
-            backend == "postgresql" and item.get_closest_marker("sqlite_only")
+        on_sqlite = backend == "sqlite" or (backend is None and not _uses_postgres(item))
+        unwanted = (
+            (on_sqlite and (citus or item.get_closest_marker("postgres_only")))
+            or (backend == "postgresql" and item.get_closest_marker("sqlite_only"))
+            or (citus and item.get_closest_marker("not_on_citus"))
         )
         soak_unwanted = item.get_closest_marker("soak") and not config.getoption("--soak")
         (drop if unwanted or soak_unwanted else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+def _uses_postgres(item: pytest.Item) -> bool:
+    fixtures = getattr(item, "fixturenames", ())
+    return "postgres_server" in fixtures or "backend" in fixtures
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -63,9 +86,16 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer | None]:
+def postgres_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer | None]:
     """The PostgreSQL server of this test session, or None when none can be had (not in CI)."""
-    global _postgres_unavailable_reason
+    global _postgres_unavailable_reason, _citus
+    if request.config.getoption("--citus"):
+        if not citus_available():
+            pytest.fail("--citus: Citus is not installed (see ../shared/citus/)", pytrace=False)
+        with throwaway_citus_cluster() as _citus:
+            yield _citus.coordinator
+        _citus = None
+        return
     external = server_from_env()
     if external is not None:
         yield external
@@ -85,15 +115,21 @@ async def postgres_template(postgres_server: PostgresServer | None) -> str | Non
     """A migrated template database that every PostgreSQL test database is cloned from."""
     if postgres_server is None:
         return None
-    admin = await asyncpg.connect(postgres_server.url(driver=""))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
-        await admin.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
-    finally:
-        await admin.close()
+    if _citus is not None:
+        await citus_cluster.create_database(_citus, TEMPLATE_DB)
+    else:
+        admin = await asyncpg.connect(postgres_server.url(driver=""))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
+            await admin.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+        finally:
+            await admin.close()
     manager = DatabaseManager(postgres_server.url(TEMPLATE_DB))
     await manager.migrate()
     await manager.disconnect()
+    await distribute_on_citus(postgres_server, TEMPLATE_DB)
+    if _citus is not None:
+        await citus_cluster.seal_template(_citus, TEMPLATE_DB)
     return TEMPLATE_DB
 
 
@@ -118,8 +154,18 @@ def backend(request: pytest.FixtureRequest) -> str:
 async def scratch_postgres_database(
     server: PostgresServer, template: str | None = None
 ) -> AsyncIterator[str]:
-    """A new PostgreSQL database (a clone of ``template`` when given), dropped afterwards."""
+    """A new PostgreSQL database (a clone of ``template`` when given), dropped afterwards.
+
+    On the Citus tier it exists on every node; without a template it has the extension and
+    the workers, and no schema."""
     name = f"iftb_test_{os.getpid()}_{next(_database_numbers)}"
+    if _citus is not None and server == _citus.coordinator:
+        await citus_cluster.create_database(_citus, name, template)
+        try:
+            yield name
+        finally:
+            await citus_cluster.drop_database(_citus, name)
+        return
     clone = f' TEMPLATE "{template}"' if template else ""
     admin = await asyncpg.connect(server.url(driver=""))
     try:
@@ -134,6 +180,23 @@ async def scratch_postgres_database(
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+async def distribute_on_citus(server: PostgresServer, database: str) -> None:
+    """On the Citus tier, distribute ``database``'s candles as ``iftb-db distribute`` does (a
+    superuser on the coordinator, at the schema head); on plain PostgreSQL, nothing."""
+    if _citus is None or server != _citus.coordinator:
+        return
+    manager = DatabaseManager(server.url(database))
+    try:
+        await manager.distribute(shard_count=CITUS_SHARDS)
+    finally:
+        await manager.disconnect()
+
+
+def on_citus() -> bool:
+    """Whether this run is the Citus tier."""
+    return _citus is not None
 
 
 def _require_postgres(server: PostgresServer | None) -> PostgresServer:

@@ -26,7 +26,7 @@ from iftb.data.storage import (
     SystemEventRepository,
     TradeRepository,
 )
-from tests.conftest import scratch_postgres_database
+from tests.conftest import distribute_on_citus, scratch_postgres_database
 from tests.factories import make_position, make_trade
 from tests.support.pg_cluster import PostgresServer, run_psql
 
@@ -101,6 +101,7 @@ async def deployment(
                 await owner.migrate("0003")
             await owner.migrate()
             await owner.disconnect()
+            await distribute_on_citus(postgres_server, database)
             yield deployed
     finally:
         admin = await asyncpg.connect(postgres_server.url(driver=""))

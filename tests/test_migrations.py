@@ -25,12 +25,14 @@ REFERENCE_SQL = sorted((ROOT / "migrations").glob("[0-9][0-9][0-9]_*.sql"))
 PARTITION = re.compile(r"^ohlcv_p\d{8}$")
 TABLES = {"ohlcv", "trades", "positions", "llm_analysis_log", "system_events", "daily_performance"}
 VIEWS = {"v_active_positions", "v_recent_trades"}
+CITUS_VIEWS = {"citus_tables", "citus_schemas"}
+"""Made in ``public`` by the Citus extension itself (the Citus tier): not the schema's."""
 
 
 def schema_objects(connection: Connection) -> tuple[set[str], set[str]]:
     inspector = inspect(connection)
     tables = {name for name in inspector.get_table_names() if not PARTITION.match(name)}
-    return tables - {"alembic_version"}, set(inspector.get_view_names())
+    return tables - {"alembic_version"}, set(inspector.get_view_names()) - CITUS_VIEWS
 
 
 def model_differences(connection: Connection) -> list[Any]:

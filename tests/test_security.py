@@ -34,14 +34,15 @@ BAR = OHLCVBar(
 
 @pytest.fixture
 async def secret_role(postgres_server: PostgresServer, database_url: str) -> str:
-    """A role whose password is ``PASSWORD``; returns a URL that logs in as it."""
-    admin = await asyncpg.connect(postgres_server.url(driver=""))
+    """A role whose password is ``PASSWORD``; returns a URL that logs in as it (made in the
+    test's database, from where Citus carries it to the workers on the Citus tier)."""
+    database = database_url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(postgres_server.url(database, driver=""))
     try:
         await admin.execute("DROP ROLE IF EXISTS iftb_secret_probe")
         await admin.execute(f"CREATE ROLE iftb_secret_probe SUPERUSER LOGIN PASSWORD '{PASSWORD}'")
     finally:
         await admin.close()
-    database = database_url.rsplit("/", 1)[1]
     return (
         f"postgresql+asyncpg://iftb_secret_probe:{quote(PASSWORD, safe='')}@"
         f"{postgres_server.host}:{postgres_server.port}/{database}"

@@ -72,6 +72,8 @@ class PostgresServer:
     user: str
     password: str = field(repr=False)
     data_dir: Path | None = None
+    settings: tuple[tuple[str, str], ...] = ()
+    """Server settings on top of ``SERVER_SETTINGS`` (e.g. Citus's preload library)."""
 
     def url(self, database: str = "postgres", driver: str = "asyncpg") -> str:
         """SQLAlchemy URL (``postgresql+driver://``); ``driver=""`` gives a plain libpq URL."""
@@ -113,6 +115,7 @@ class PostgresServer:
         log_offset = log.stat().st_size if log.exists() else 0
         settings = (
             *SERVER_SETTINGS,
+            *self.settings,
             ("listen_addresses", self.host),
             ("port", str(self.port)),
             ("unix_socket_directories", str(root)),
@@ -201,19 +204,24 @@ def server_from_env(var: str = "IFTB_TEST_POSTGRES_URL") -> PostgresServer | Non
 
 
 @contextmanager
-def throwaway_cluster() -> Iterator[PostgresServer]:
+def throwaway_cluster(
+    settings: tuple[tuple[str, str], ...] = (), host_auth: str = "scram-sha-256"
+) -> Iterator[PostgresServer]:
     """A fresh cluster on a free loopback port, removed (even on error) when the block ends.
 
-    initdb uses scram-sha-256 for TCP and trust for the private Unix socket; the server listens
-    on 127.0.0.1 only. The cluster is also removed at interpreter exit if the block never ends.
+    initdb uses ``host_auth`` (scram-sha-256 unless told) for TCP and trust for the private Unix
+    socket; the server listens on 127.0.0.1 only. The cluster is also removed at interpreter
+    exit if the block never ends.
     """
     root = Path(tempfile.mkdtemp(prefix="iftb-pg-", dir=_temp_parent()))
     data_dir = root / "data"
     _live_clusters[root] = data_dir
     try:
         password = secrets.token_urlsafe(24)
-        _init_cluster(root, data_dir, password)
-        server = _start_on_free_port(PostgresServer(HOST, 0, SUPERUSER, password, data_dir))
+        _init_cluster(root, data_dir, password, host_auth)
+        server = _start_on_free_port(
+            PostgresServer(HOST, 0, SUPERUSER, password, data_dir, settings)
+        )
         yield server
     finally:
         _remove_cluster(root)
@@ -278,7 +286,7 @@ def _temp_parent() -> str | None:
     return None
 
 
-def _init_cluster(root: Path, data_dir: Path, password: str) -> None:
+def _init_cluster(root: Path, data_dir: Path, password: str, host_auth: str) -> None:
     """initdb with the superuser password from a private file (never on a command line)."""
     password_file = root / "pwfile"
     descriptor = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -296,7 +304,7 @@ def _init_cluster(root: Path, data_dir: Path, password: str) -> None:
                 "-U",
                 SUPERUSER,
                 f"--pwfile={password_file}",
-                "--auth-host=scram-sha-256",
+                f"--auth-host={host_auth}",
                 "--auth-local=trust",
                 "--encoding=UTF8",
                 "--locale=C",

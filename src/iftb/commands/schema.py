@@ -1,4 +1,4 @@
-"""Schema and health: ``upgrade``, ``downgrade``, ``current``, ``doctor``."""
+"""Schema and health: ``upgrade``, ``downgrade``, ``current``, ``doctor``, ``distribute``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import typer
 from iftb.commands.common import DatabaseUrl, console, folding_table, manager_for, run
 from iftb.data.storage import DatabaseManager
 from iftb.data.storage.diagnostics import Diagnosis
+from iftb.data.storage.distribution import Distribution
 
 app = typer.Typer()
 
@@ -59,6 +60,37 @@ def downgrade(
 
 
 @app.command()
+def distribute(
+    shards: Annotated[
+        int, typer.Option(min=1, max=1024, help="Shards of the candle table (fixed once made).")
+    ] = 32,
+    ahead: Annotated[
+        int, typer.Option(min=0, max=120, help="Create candle partitions this many months ahead.")
+    ] = 3,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Citus: distribute the candles by symbol over the workers (as a superuser, after upgrade).
+
+    Safe to run again: a distributed table is left as it is, and missing partitions are made.
+    """
+    manager = _manager(database_url)
+
+    async def work() -> Distribution:
+        try:
+            return await manager.distribute(shard_count=shards, months_ahead=ahead)
+        finally:
+            await manager.disconnect()
+
+    done = run(work)
+    action = "distributed" if done.distributed_now else "already distributed"
+    console.print(
+        f"candles {action} by symbol: {done.shard_count} shards over {done.workers} workers "
+        f"(Citus {done.citus_version}); {done.partitions_created} new partitions "
+        f"({manager.safe_url})"
+    )
+
+
+@app.command()
 def current(database_url: DatabaseUrl = None) -> None:
     """Show the schema revision of the database and the one the code expects."""
     report = _diagnose(database_url)
@@ -78,6 +110,8 @@ def doctor(database_url: DatabaseUrl = None) -> None:
     console.print(f"schema: {report.revision or 'empty'} (code: {report.head}) {state}")
     if report.size_bytes is not None:
         console.print(f"size: {report.size_bytes / 1_048_576:,.1f} MiB")
+    for name, size in report.distributed_bytes.items():
+        console.print(f"distributed: {name} {size / 1_048_576:,.1f} MiB on the Citus workers")
     settings = folding_table("setting", "value", title="settings")
     for name, value in report.settings.items():
         settings.add_row(name, value)

@@ -7,6 +7,7 @@ This package ``__init__`` is the public face; import from here, not from the mod
 from iftb.data.storage.engine import Timeouts
 from iftb.data.storage.enums import LLMCallStatus, PositionStatus, Severity, Side, TradeAction
 from iftb.data.storage.errors import (
+    ClusterError,
     ConflictError,
     DatabaseConnectionError,
     DiskFullError,
@@ -58,6 +59,7 @@ from iftb.data.storage.timeframes import TIMEFRAMES, Timeframe, parse_timeframe
 __all__ = [
     "TIMEFRAMES",
     "Base",
+    "ClusterError",
     "ConflictError",
     "DailyPerformance",
     "DailyPerformanceModel",

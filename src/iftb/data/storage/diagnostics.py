@@ -26,6 +26,8 @@ class Diagnosis:
     settings: dict[str, str] = field(default_factory=dict)
     tables: dict[str, int | None] = field(default_factory=dict)
     size_bytes: int | None = None
+    distributed_bytes: dict[str, int] = field(default_factory=dict)
+    """Citus: the size of each distributed table on the workers, shards and indexes included."""
 
     @property
     def schema_current(self) -> bool:
@@ -39,6 +41,23 @@ class Diagnosis:
         if self.revision is not None and not migrations.is_known_revision(self.revision):
             return "newer than this code: upgrade iftb"
         return "behind: run `iftb-db upgrade`"
+
+
+_CITUS = text("SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus')")
+# A distributed table's rows live in its shards on the workers (the coordinator's own copy is
+# empty): its size and estimate are summed over the shards of its partitions, or of itself.
+_DISTRIBUTED = text("""
+SELECT t.logicalrelid::text AS name,
+       pg_catalog.citus_total_relation_size(t.logicalrelid) AS bytes,
+       CASE WHEN pg_catalog.bool_and(r.result::float8 < 0) THEN -1
+            ELSE pg_catalog.sum(pg_catalog.greatest(r.result::float8, 0))::bigint END AS estimate
+FROM pg_catalog.pg_dist_partition t
+LEFT JOIN pg_catalog.pg_inherits i ON i.inhparent = t.logicalrelid
+CROSS JOIN LATERAL pg_catalog.run_command_on_shards(
+    coalesce(i.inhrelid, t.logicalrelid)::pg_catalog.regclass,
+    $$SELECT reltuples FROM pg_catalog.pg_class WHERE oid = '%s'::pg_catalog.regclass$$) r
+WHERE t.logicalrelid NOT IN (SELECT inhrelid FROM pg_catalog.pg_inherits)
+GROUP BY t.logicalrelid""")
 
 
 async def diagnose(connection: AsyncConnection, settings: dict[str, str]) -> Diagnosis:
@@ -99,6 +118,10 @@ async def diagnose(connection: AsyncConnection, settings: dict[str, str]) -> Dia
         {"names": tables},
     )
     found = {row[0]: int(row[1]) for row in estimates}
+    if await connection.scalar(_CITUS):
+        for row in await connection.execute(_DISTRIBUTED):
+            report.distributed_bytes[row.name] = int(row.bytes)
+            found[row.name] = int(row.estimate)
     for name in tables:
         if name in found and found[name] < 0:  # never analysed (so still small): count exactly
             table = Base.metadata.tables[name]

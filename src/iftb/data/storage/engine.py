@@ -34,8 +34,17 @@ POSTGRES_SERVER_SETTINGS = {
     # Statements are prepared and cached per connection; a generic plan is made once and pruned
     # to the partitions it needs at run time. Custom plans would be re-planned on every call,
     # over every candle partition: 2.4x the latency of latest-100 at 56 partitions.
+    # (On a Citus coordinator ``_CITUS_PLANS`` undoes this: see there.)
     "plan_cache_mode": "force_generic_plan",
 }
+
+_CITUS_PLANS = (
+    "SELECT pg_catalog.set_config('plan_cache_mode', 'auto', false)"
+    " FROM pg_catalog.pg_extension WHERE extname = 'citus'"
+)
+"""Citus cannot plan every generic plan with parameters (it fails "could not create distributed
+plan" on the gap and resample queries) and prunes shards at plan time itself, so on a Citus
+database connections go back to PostgreSQL's default plan choice."""
 
 READ_ONLY = "iftb_read_only"
 """Execution option: the unit of work only reads (see the module docstring)."""
@@ -125,6 +134,7 @@ def create_engine(
     }
     engine = create_async_engine(url, **options)
     _refuse_unsendable_text(engine)
+    _install_postgres_hooks(engine)
     return engine
 
 
@@ -149,6 +159,16 @@ def _refuse_unsendable_text(engine: AsyncEngine) -> None:
         for position, value in enumerate(values, start=1):
             if isinstance(value, str):
                 storable_text(f"argument {position}", value)
+
+
+def _install_postgres_hooks(engine: AsyncEngine) -> None:
+    """On a Citus coordinator, PostgreSQL's default plan choice on every new connection."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Straight on asyncpg, outside any transaction: the adapter's cursor would open one,
+        # and the pool's reset would roll the setting back with it.
+        await_only(dbapi_connection.driver_connection.execute(_CITUS_PLANS))
 
 
 def _install_sqlite_hooks(engine: AsyncEngine, busy_timeout: float) -> None:

@@ -38,6 +38,10 @@ class SchemaTooNewError(SchemaOutOfDateError):
     """The database was migrated by a newer iftb than this one: upgrade iftb, not the schema."""
 
 
+class ClusterError(StorageError):
+    """The database is not the Citus cluster an operation needs: no extension, no workers."""
+
+
 class QueryTimeoutError(StorageError):
     """A bounded wait ran out. ``limit`` names which one: ``statement_timeout``,
     ``lock_timeout``, ``idle_in_transaction_session_timeout`` (PostgreSQL), ``busy_timeout``
@@ -105,6 +109,8 @@ def translate(exc: Exception) -> StorageError:
     limit = _limit_or_condition(exc)
     if limit is not None:
         return limit
+    if _is_distributed_unique_violation(exc):
+        return DuplicateError(_driver_message(exc))
     if not isinstance(exc, sa_exc.SQLAlchemyError) and _sqlstate(exc):
         return _translate_raw_driver_error(exc)
     if isinstance(exc, sa_exc.IntegrityError):
@@ -214,6 +220,14 @@ def _driver_message(exc: Exception) -> str:
     detail = getattr(orig, "detail", None)
     message = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
     return f"{message} ({detail})" if detail else message
+
+
+def _is_distributed_unique_violation(exc: Exception) -> bool:
+    """Citus reports a unique violation that a worker found during a multi-shard COPY as an
+    internal error (XX000) carrying PostgreSQL's message: the message is all there is."""
+    orig = getattr(exc, "orig", None) or exc
+    state = _sqlstate(orig) or _sqlstate(getattr(orig, "__cause__", None))
+    return state == "XX000" and "duplicate key value violates unique constraint" in str(orig)
 
 
 def _is_unique_violation(exc: sa_exc.IntegrityError) -> bool:

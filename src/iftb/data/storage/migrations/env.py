@@ -54,6 +54,16 @@ def _serialise(connection: Connection) -> None:
     connection.execute(
         text("SELECT set_config('lock_timeout', :value, true)"), {"value": lock_timeout}
     )
+    connection.execute(text(_CITUS_ONE_CONNECTION))
+
+
+_CITUS_ONE_CONNECTION = (
+    "SELECT set_config('citus.multi_shard_modify_mode', 'sequential', true)"
+    " FROM pg_catalog.pg_extension WHERE extname = 'citus'"
+)
+"""On a Citus coordinator, a migration reaches each worker over one connection: DDL on a
+distributed table after a parallel multi-shard command in the same transaction (or a function
+created after one) would otherwise fail, and a migration is DDL after DDL."""
 
 
 def run_migrations(connection: Connection) -> None:

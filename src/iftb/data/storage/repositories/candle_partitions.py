@@ -3,6 +3,12 @@
 Partitions are created and dropped by SECURITY DEFINER functions the migrations install, so the
 bot's DML-only role can write into a new month and apply retention without DDL rights. A write
 creates the partitions of the months its candles fall in, never of the months between them.
+
+A missing partition is created in a transaction of its own, committed before the write goes on:
+on Citus, the function's DDL runs as the functions' owner, and a distributed table may not be
+changed by two users in one transaction. An empty partition left by a write that then fails is
+harmless (retention drops it). Creating months ahead (``iftb-db partitions --ahead``,
+``iftb-db distribute``) keeps this out of the writes altogether.
 """
 
 from __future__ import annotations
@@ -18,6 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 _ENSURE = text("SELECT iftb_ensure_ohlcv_partitions(:days)").bindparams(
     bindparam("days", type_=ARRAY(DateTime(timezone=True)))
 )
+_MISSING = text(
+    "SELECT pg_catalog.array_agg(d) FROM pg_catalog.unnest(:days) AS d "
+    "WHERE NOT EXISTS (SELECT FROM public.iftb_ohlcv_partitions() p "
+    "WHERE d >= p.lower_bound AND d < p.upper_bound)"
+).bindparams(bindparam("days", type_=ARRAY(DateTime(timezone=True))))
 _DROP = text("SELECT iftb_drop_ohlcv_partitions(:start, :end, :symbol, :exchange, :timeframe)")
 _LIST = text(
     "SELECT p.name::text AS name, p.lower_bound, p.upper_bound, c.reltuples::bigint AS rows "
@@ -38,16 +49,19 @@ class Partition:
 
 async def ensure_partitions_for(connection: AsyncConnection, open_times: Iterable[datetime]) -> int:
     """Create the partitions that candles opening at ``open_times`` (aware UTC) need; returns
-    how many were new (in the caller's transaction).
+    how many were new (committed at once: see the module docstring).
 
     Only their distinct UTC days are sent: every partition unit (week, month, quarter, year) is
-    made of whole UTC days, so the function learns each unit the batch touches from at most 366
+    made of whole UTC days, so the server learns each unit the batch touches from at most 366
     values per year of candles, whatever the batch size.
     """
     days = sorted({moment.date() for moment in open_times})
     midnights = [datetime.combine(day, time(), UTC) for day in days]
-    result = await connection.execute(_ENSURE, {"days": midnights})
-    return int(result.scalar_one())
+    missing = await connection.scalar(_MISSING, {"days": midnights})
+    if not missing:
+        return 0
+    async with connection.engine.begin() as own_transaction:
+        return int(await own_transaction.scalar(_ENSURE, {"days": missing}) or 0)
 
 
 async def ensure_partitions(connection: AsyncConnection, first: datetime, last: datetime) -> int:

@@ -1,0 +1,127 @@
+"""Moving a PostgreSQL database onto Citus (``iftb-db distribute``).
+
+Only the candles are distributed: ``ohlcv`` is the one table that outgrows a machine, every
+unique key of it holds ``symbol`` and every hot query filters on it, so distributed by symbol each
+of those queries runs on one shard. The journal and audit tables stay local to the coordinator:
+they hold thousands to millions of rows, are never joined with candles, and keep plain
+PostgreSQL's transactions, partial unique indexes and foreign keys (docs/scaling.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from iftb.data.storage import migrations
+from iftb.data.storage.errors import ClusterError, SchemaOutOfDateError, ValidationError
+from iftb.data.storage.repositories.candle_partitions import ensure_partitions
+
+CANDLES = "public.ohlcv"
+DISTRIBUTION_COLUMN = "symbol"
+MAX_SHARDS = 1024
+"""Far above any sensible count (Citus advises a few times the cores of the cluster)."""
+
+_CITUS_VERSION = text("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'citus'")
+_WORKERS = text("SELECT count(*) FROM pg_catalog.citus_get_active_worker_nodes()")
+_SHARD_COUNT = text(
+    "SELECT count(*) FROM pg_catalog.pg_dist_shard WHERE logicalrelid = CAST(:name AS regclass)"
+)
+_DISTRIBUTE = text(
+    "SELECT pg_catalog.create_distributed_table(CAST(:name AS regclass), :column,"
+    " shard_count => :shards)"
+)
+_SCHEMA_RIGHTS = text("""
+SELECT pg_catalog.format('ALTER SCHEMA public OWNER TO %I; REVOKE ALL ON SCHEMA public FROM PUBLIC',
+                         n.nspowner::pg_catalog.regrole::text)
+    || coalesce((SELECT pg_catalog.string_agg(pg_catalog.format('; GRANT %s ON SCHEMA public TO %s',
+                     a.privilege_type,
+                     CASE a.grantee WHEN 0 THEN 'PUBLIC'
+                          ELSE pg_catalog.quote_ident(a.grantee::pg_catalog.regrole::text) END),
+                     '')
+                 FROM pg_catalog.aclexplode(n.nspacl) a WHERE a.grantee <> n.nspowner), '')
+FROM pg_catalog.pg_namespace n WHERE n.nspname = 'public'""")
+_ON_WORKERS = text(
+    "SELECT nodename, nodeport, result FROM pg_catalog.run_command_on_workers(:command)"
+    " WHERE NOT success"
+)
+_DROP_LOCAL_COPY = text(
+    "SELECT pg_catalog.truncate_local_data_after_distributing_table(CAST(:name AS regclass))"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Distribution:
+    """What ``distribute`` found and did."""
+
+    citus_version: str
+    workers: int
+    shard_count: int
+    distributed_now: bool
+    """False when the candles were distributed already (the call changed nothing there)."""
+    partitions_created: int = 0
+
+
+async def distribute(connection: AsyncConnection, shard_count: int) -> Distribution:
+    """Distribute the candles by symbol over ``shard_count`` shards, drop the coordinator's
+    local copy of them, and give every worker the schema rights the roles need.
+
+    Safe to run twice: a distributed table keeps its shards (changing the count is Citus's
+    ``alter_distributed_table``, a data move this command does not start on its own).
+    """
+    if not 1 <= shard_count <= MAX_SHARDS:
+        raise ValidationError(f"shard_count: must be 1..{MAX_SHARDS}, got {shard_count}")
+    version = await connection.scalar(_CITUS_VERSION)
+    if version is None:
+        raise ClusterError(
+            "the Citus extension is not installed in this database: as a superuser, run "
+            "CREATE EXTENSION citus on the coordinator and every worker, then "
+            "SELECT citus_add_node(host, port) for each worker (docs/scaling.md)"
+        )
+    workers = int(await connection.scalar(_WORKERS) or 0)
+    if workers == 0:
+        raise ClusterError(
+            "Citus has no active worker: add each with SELECT citus_add_node(host, port) "
+            "on the coordinator (docs/scaling.md)"
+        )
+    revision = await connection.run_sync(migrations.current_revision)
+    if revision != migrations.head_revision():
+        raise SchemaOutOfDateError(
+            f"database schema is at revision {revision or 'none (empty database)'}, the code "
+            f"needs {migrations.head_revision()}: run `iftb-db upgrade` before distributing"
+        )
+    existing = int(await connection.scalar(_SHARD_COUNT, {"name": CANDLES}) or 0)
+    if not existing:
+        await connection.execute(
+            _DISTRIBUTE, {"name": CANDLES, "column": DISTRIBUTION_COLUMN, "shards": shard_count}
+        )
+        await connection.execute(_DROP_LOCAL_COPY, {"name": CANDLES})
+    await _copy_schema_rights_to_workers(connection)
+    return Distribution(
+        citus_version=str(version),
+        workers=workers,
+        shard_count=int(existing or shard_count),
+        distributed_now=not existing,
+    )
+
+
+async def create_months_ahead(connection: AsyncConnection, months_ahead: int) -> int:
+    """The partitions of this month and the next ``months_ahead``, so that no write pays for
+    one (on Citus a new month makes a table per shard: far slower than on one node)."""
+    now = datetime.now(UTC)
+    return await ensure_partitions(connection, now, now + timedelta(days=31 * months_ahead))
+
+
+async def _copy_schema_rights_to_workers(connection: AsyncConnection) -> None:
+    """Give the ``public`` schema of every worker the coordinator's owner and grants: the
+    migrations create functions and shards there as the schema's owner, and Citus does not
+    carry schema rights to workers by itself (nor to workers added later)."""
+    rights = await connection.scalar(_SCHEMA_RIGHTS)
+    refused = (await connection.execute(_ON_WORKERS, {"command": rights})).first()
+    if refused is not None:
+        raise ClusterError(
+            f"worker {refused.nodename}:{refused.nodeport} refused the schema's rights: "
+            f"{refused.result}"
+        )

@@ -27,7 +27,7 @@ SELECT format(
     'DO $do$ DECLARE refused record; BEGIN '
     'FOR refused IN SELECT * FROM pg_catalog.run_command_on_workers(%L) WHERE NOT success LOOP '
     'RAISE EXCEPTION ''worker %%:%%: %%'', refused.nodename, refused.nodeport, refused.result; '
-    'END LOOP; END $do$', :'schema_rights')
+    'END LOOP; END $do$', 'SET citus.enable_ddl_propagation TO off; ' || :'schema_rights')
 WHERE EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') \gexec
 
 -- Every table and sequence the owner creates from now on (i.e. by the migrations) is usable by

@@ -34,7 +34,8 @@ _DISTRIBUTE = text(
     " shard_count => :shards)"
 )
 _SCHEMA_RIGHTS = text("""
-SELECT pg_catalog.format('ALTER SCHEMA public OWNER TO %I; REVOKE ALL ON SCHEMA public FROM PUBLIC',
+SELECT pg_catalog.format('SET citus.enable_ddl_propagation TO off; '
+                         'ALTER SCHEMA public OWNER TO %I; REVOKE ALL ON SCHEMA public FROM PUBLIC',
                          n.nspowner::pg_catalog.regrole::text)
     || coalesce((SELECT pg_catalog.string_agg(pg_catalog.format('; GRANT %s ON SCHEMA public TO %s',
                      a.privilege_type,
@@ -117,7 +118,9 @@ async def create_months_ahead(connection: AsyncConnection, months_ahead: int) ->
 async def _copy_schema_rights_to_workers(connection: AsyncConnection) -> None:
     """Give the ``public`` schema of every worker the coordinator's owner and grants: the
     migrations create functions and shards there as the schema's owner, and Citus does not
-    carry schema rights to workers by itself (nor to workers added later)."""
+    carry schema rights to workers by itself (nor to workers added later). Once ``public``
+    holds a distributed table, a worker refuses such DDL unless told it comes from the
+    coordinator (propagation off), which is what Citus itself sends."""
     rights = await connection.scalar(_SCHEMA_RIGHTS)
     refused = (await connection.execute(_ON_WORKERS, {"command": rights})).first()
     if refused is not None:

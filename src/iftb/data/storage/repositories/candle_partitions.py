@@ -29,7 +29,10 @@ _MISSING = text(
     "WHERE NOT EXISTS (SELECT FROM public.iftb_ohlcv_partitions() p "
     "WHERE d >= p.lower_bound AND d < p.upper_bound)"
 ).bindparams(bindparam("days", type_=ARRAY(DateTime(timezone=True))))
-_DROP = text("SELECT iftb_drop_ohlcv_partitions(:start, :end, :symbol, :exchange, :timeframe)")
+_DELETE = text(
+    "SELECT public.iftb_delete_ohlcv(:rows_from, :rows_to, :partitions_to,"
+    " :symbol, :exchange, :timeframe)"
+)
 _LIST = text(
     "SELECT p.name::text AS name, p.lower_bound, p.upper_bound, c.reltuples::bigint AS rows "
     "FROM iftb_ohlcv_partitions() p JOIN pg_class c ON c.oid = p.name"
@@ -72,20 +75,25 @@ async def ensure_partitions(connection: AsyncConnection, first: datetime, last: 
     return await ensure_partitions_for(connection, [*days, last])
 
 
-async def drop_whole_partitions(
+async def delete_candles(
     connection: AsyncConnection,
-    start: datetime,
-    end: datetime,
+    rows: tuple[datetime, datetime],
+    partitions_to: datetime,
     series: tuple[str, str, str] | None = None,
 ) -> int:
-    """Drop the partitions lying wholly inside ``[start, end]`` — with ``series`` (symbol,
-    exchange, timeframe), only those holding no other series. Returns the rows they held."""
+    """Delete the candles opening in ``rows`` (inclusive), dropping the partitions wholly inside
+    ``[rows[0], partitions_to]`` instead — with ``series`` (symbol, exchange, timeframe), only
+    its candles, and only partitions holding no other series. Returns the rows that went.
+
+    One SECURITY DEFINER call (migration 0005): one role drops and deletes (Citus requires it).
+    """
     symbol, exchange, timeframe = series or (None, None, None)
     result = await connection.execute(
-        _DROP,
+        _DELETE,
         {
-            "start": start,
-            "end": end,
+            "rows_from": rows[0],
+            "rows_to": rows[1],
+            "partitions_to": partitions_to,
             "symbol": symbol,
             "exchange": exchange,
             "timeframe": timeframe,

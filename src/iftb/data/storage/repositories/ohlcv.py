@@ -22,7 +22,7 @@ from iftb.data.storage.repositories.base import Repository, checked_limit
 from iftb.data.storage.repositories.candle_io import bar_reader, candle_writer, raw_columns
 from iftb.data.storage.repositories.candle_partitions import (
     Partition,
-    drop_whole_partitions,
+    delete_candles,
     ensure_partitions,
     list_partitions,
 )
@@ -157,7 +157,7 @@ class OHLCVRepository(Repository):
         tf = parse_timeframe(timeframe)
         last_open_covered = tf.shift(tf.floor(end)) - _TICK
         return await self._retain(
-            statement, start, last_open_covered, (symbol, exchange, timeframe)
+            statement, (start, end), last_open_covered, (symbol, exchange, timeframe)
         )
 
     async def purge(self, older_than: datetime) -> int:
@@ -165,7 +165,8 @@ class OHLCVRepository(Repository):
         went. On PostgreSQL whole partitions are dropped, and only the rest is deleted."""
         cutoff = aware_utc("older_than", older_than)
         statement = delete(OHLCVModel).where(OHLCVModel.timestamp < cutoff)
-        return await self._retain(statement, datetime.min.replace(tzinfo=UTC), cutoff - _TICK)
+        rows = (datetime.min.replace(tzinfo=UTC), cutoff - _TICK)
+        return await self._retain(statement, rows, rows[1])
 
     async def create_partitions(self, until: datetime) -> int:
         """Create the candle partitions from now to ``until`` ahead of time (PostgreSQL; a
@@ -185,19 +186,19 @@ class OHLCVRepository(Repository):
 
     async def _retain(
         self,
-        rows: Executable,
-        start: datetime,
-        end: datetime,
+        statement: Executable,
+        rows: tuple[datetime, datetime],
+        partitions_to: datetime,
         series: tuple[str, str, str] | None = None,
     ) -> int:
+        """Delete ``rows`` by ``statement``; on PostgreSQL, by the retention function, which
+        drops the whole partitions inside ``[rows[0], partitions_to]`` instead."""
         with translated_errors():
             async with self._session.begin_nested():
                 connection = await self._session.connection()
-                dropped = 0
-                if self.dialect != "sqlite":
-                    dropped = await drop_whole_partitions(connection, start, end, series)
-                deleted = await connection.execute(rows)
-        return dropped + int(deleted.rowcount)
+                if self.dialect == "sqlite":
+                    return int((await connection.execute(statement)).rowcount)
+                return await delete_candles(connection, rows, partitions_to, series)
 
     async def get_gaps(
         self,

@@ -1,0 +1,75 @@
+"""Candle retention in one SECURITY DEFINER function: whole partitions dropped and the remaining
+rows deleted by one role, in one call.
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-01
+
+``delete_range`` and ``purge`` dropped whole partitions through ``iftb_drop_ohlcv_partitions``
+(run as the functions' owner) and then deleted the remaining rows as the caller. On Citus a
+distributed table may not be changed by two users in one transaction, so the bot's retention
+failed there ("placements that were modified in this transaction by a different user").
+``iftb_delete_ohlcv`` does both as the owner. Whoever may run the drop function may run it.
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0005"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+DROP_PARTITIONS = "public.iftb_drop_ohlcv_partitions(timestamptz, timestamptz, text, text, text)"
+DELETE = "public.iftb_delete_ohlcv(timestamptz, timestamptz, timestamptz, text, text, text)"
+
+CREATE_DELETE = """
+CREATE FUNCTION public.iftb_delete_ohlcv(
+    rows_from timestamptz, rows_to timestamptz, partitions_to timestamptz,
+    only_symbol text DEFAULT NULL, only_exchange text DEFAULT NULL,
+    only_timeframe text DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    dropped bigint;
+    deleted bigint;
+BEGIN
+    -- Partitions wholly inside [rows_from, partitions_to] (holding only the one series, when
+    -- one is named) go whole; what is left of [rows_from, rows_to] is deleted row by row.
+    dropped := public.iftb_drop_ohlcv_partitions(
+        rows_from, partitions_to, only_symbol, only_exchange, only_timeframe);
+    DELETE FROM public.ohlcv
+    WHERE "timestamp" BETWEEN rows_from AND rows_to
+      AND (only_symbol IS NULL
+           OR (symbol = only_symbol AND exchange = only_exchange AND timeframe = only_timeframe));
+    GET DIAGNOSTICS deleted = ROW_COUNT;
+    RETURN dropped + deleted;
+END $$"""
+
+CARRY_EXECUTE = f"""DO $$
+DECLARE
+    grantee text;
+BEGIN
+    FOR grantee IN
+        SELECT a.grantee::pg_catalog.regrole::text
+        FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+        WHERE p.oid = '{DROP_PARTITIONS}'::pg_catalog.regprocedure
+          AND a.privilege_type = 'EXECUTE' AND a.grantee NOT IN (0, p.proowner)
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION {DELETE} TO %s', grantee);
+    END LOOP;
+END $$"""
+
+
+def upgrade() -> None:
+    if op.get_context().dialect.name != "postgresql":
+        return
+    op.execute(CREATE_DELETE)
+    op.execute(f"REVOKE EXECUTE ON FUNCTION {DELETE} FROM PUBLIC")
+    op.execute(CARRY_EXECUTE)
+
+
+def downgrade() -> None:
+    if op.get_context().dialect.name != "postgresql":
+        return
+    op.execute(f"DROP FUNCTION {DELETE}")

@@ -64,7 +64,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         unwanted = (
             (on_sqlite and (citus or item.get_closest_marker("postgres_only")))
             or (backend == "postgresql" and item.get_closest_marker("sqlite_only"))
-            or (citus and item.get_closest_marker("not_on_citus"))
+            or (not citus and item.get_closest_marker("citus_only"))
         )
         soak_unwanted = item.get_closest_marker("soak") and not config.getoption("--soak")
         (drop if unwanted or soak_unwanted else keep).append(item)
@@ -197,6 +197,13 @@ async def distribute_on_citus(server: PostgresServer, database: str) -> None:
 def on_citus() -> bool:
     """Whether this run is the Citus tier."""
     return _citus is not None
+
+
+@pytest.fixture
+def citus(postgres_server: PostgresServer | None) -> CitusCluster:
+    """The Citus cluster of the tier (tests using it are ``citus_only``)."""
+    assert _citus is not None, "a citus_only test ran outside the Citus tier"
+    return _citus
 
 
 def _require_postgres(server: PostgresServer | None) -> PostgresServer:

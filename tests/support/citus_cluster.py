@@ -3,7 +3,8 @@
 Each node is a throwaway PostgreSQL 15 cluster (see ``pg_cluster``) with Citus preloaded and
 two-phase commit enabled (Citus writes across shards with it). The workers trust loopback TCP, so
 the coordinator reaches them as any role without a password file; the coordinator itself keeps
-scram-sha-256, which the tests of passwords and roles talk to.
+scram-sha-256, which the tests of passwords and roles talk to, and reaches itself as the
+superuser with the password in ``pg_dist_authinfo``.
 
 Citus 12.1 does not propagate ``CREATE DATABASE``: a database of the cluster is a database of the
 same name on every node, with the extension in each and the workers registered on the
@@ -83,6 +84,18 @@ async def create_database(cluster: CitusCluster, name: str, template: str | None
     statements = [f"SELECT citus_set_coordinator_host('{HOST}', {cluster.coordinator.port})"]
     statements += [f"SELECT citus_add_node('{HOST}', {worker.port})" for worker in cluster.workers]
     await _execute(cluster.coordinator, ";".join(statements), name)
+    # The coordinator also connects to itself (table sizes, some maintenance): as the
+    # superuser, with its password (which is kept out of the SQL text by the driver).
+    coordinator = await asyncpg.connect(cluster.coordinator.url(name, driver=""))
+    try:
+        await coordinator.execute(
+            "INSERT INTO pg_dist_authinfo (nodeid, rolename, authinfo) SELECT nodeid, $1, "
+            "'password=' || $2 FROM pg_dist_node WHERE groupid = 0",
+            cluster.coordinator.user,
+            cluster.coordinator.password,
+        )
+    finally:
+        await coordinator.close()
 
 
 async def seal_template(cluster: CitusCluster, name: str) -> None:

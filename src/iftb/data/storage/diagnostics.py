@@ -50,7 +50,7 @@ _DISTRIBUTED = text("""
 SELECT t.logicalrelid::text AS name,
        pg_catalog.citus_total_relation_size(t.logicalrelid) AS bytes,
        CASE WHEN pg_catalog.bool_and(r.result::float8 < 0) THEN -1
-            ELSE pg_catalog.sum(pg_catalog.greatest(r.result::float8, 0))::bigint END AS estimate
+            ELSE pg_catalog.sum(GREATEST(r.result::float8, 0))::bigint END AS estimate
 FROM pg_catalog.pg_dist_partition t
 LEFT JOIN pg_catalog.pg_inherits i ON i.inhparent = t.logicalrelid
 CROSS JOIN LATERAL pg_catalog.run_command_on_shards(

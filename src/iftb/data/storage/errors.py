@@ -109,8 +109,9 @@ def translate(exc: Exception) -> StorageError:
     limit = _limit_or_condition(exc)
     if limit is not None:
         return limit
-    if _is_distributed_unique_violation(exc):
-        return DuplicateError(_driver_message(exc))
+    citus = _citus_internal_error(exc)
+    if citus is not None:
+        return citus
     if not isinstance(exc, sa_exc.SQLAlchemyError) and _sqlstate(exc):
         return _translate_raw_driver_error(exc)
     if isinstance(exc, sa_exc.IntegrityError):
@@ -222,12 +223,22 @@ def _driver_message(exc: Exception) -> str:
     return f"{message} ({detail})" if detail else message
 
 
-def _is_distributed_unique_violation(exc: Exception) -> bool:
-    """Citus reports a unique violation that a worker found during a multi-shard COPY as an
-    internal error (XX000) carrying PostgreSQL's message: the message is all there is."""
+# Citus raises some errors as internal errors (XX000) that carry nothing but a message: a unique
+# violation a worker found during a multi-shard COPY, and a worker lost inside a transaction.
+_CITUS_INTERNAL_ERRORS: tuple[tuple[str, type[StorageError]], ...] = (
+    ("duplicate key value violates unique constraint", DuplicateError),
+    ("failure on connection marked as essential", DatabaseConnectionError),
+)
+
+
+def _citus_internal_error(exc: Exception) -> StorageError | None:
     orig = getattr(exc, "orig", None) or exc
-    state = _sqlstate(orig) or _sqlstate(getattr(orig, "__cause__", None))
-    return state == "XX000" and "duplicate key value violates unique constraint" in str(orig)
+    if (_sqlstate(orig) or _sqlstate(getattr(orig, "__cause__", None))) != "XX000":
+        return None
+    for message, kind in _CITUS_INTERNAL_ERRORS:
+        if message in str(orig):
+            return kind(_driver_message(exc))
+    return None
 
 
 def _is_unique_violation(exc: sa_exc.IntegrityError) -> bool:

@@ -1,0 +1,277 @@
+"""Citus: ``iftb-db distribute``, migrations on a distributed database, what only real workers
+show (unique violations found by a worker, a worker stopping mid-write), and the doctor.
+
+Everything else the library does is proven on Citus by the whole PostgreSQL suite running on the
+Citus tier (``pytest --citus``); the tests here are the ones specific to a cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from iftb.cli import app
+from iftb.data.storage import (
+    ClusterError,
+    DatabaseConnectionError,
+    DatabaseManager,
+    DuplicateError,
+    OHLCVBar,
+    OHLCVRepository,
+    SchemaOutOfDateError,
+)
+from tests.conftest import CITUS_SHARDS, on_citus, scratch_postgres_database
+from tests.support.citus_cluster import CitusCluster
+from tests.support.pg_cluster import PostgresServer
+
+SYMBOLS = [f"C{n:02d}USDT" for n in range(12)]
+"""Enough symbols to land on every shard of both workers."""
+T0 = datetime(2024, 1, 30, tzinfo=UTC)
+CHECKSUM = text(
+    "SELECT count(*), md5(string_agg(concat_ws(',', symbol, exchange, timeframe, \"timestamp\","
+    " open, high, low, close, volume), ';' ORDER BY symbol, \"timestamp\")) FROM ohlcv"
+)
+
+
+def candles(hours: int, start: datetime = T0, symbols: list[str] = SYMBOLS) -> list[OHLCVBar]:
+    """Hourly candles of every symbol; from ``T0`` they cross from January into February."""
+    price = Decimal("100.12345678")
+    return [
+        OHLCVBar(symbol, "binance", "1h", start + timedelta(hours=h), price, price + 1,
+                 price - 1, price, Decimal("0.00000001"))
+        for symbol in symbols
+        for h in range(hours)
+    ]  # fmt: skip
+
+
+async def checksum(manager: DatabaseManager) -> tuple[int, str]:
+    async with manager.get_session(read_only=True) as session:
+        count, digest = (await session.execute(CHECKSUM)).one()
+    return int(count), str(digest)
+
+
+@pytest.fixture
+async def undistributed(citus: CitusCluster) -> AsyncIterator[DatabaseManager]:
+    """A Citus database with its workers, migrated to head, holding candles in two months,
+    not yet distributed: what a user has before running ``iftb-db distribute``."""
+    async with scratch_postgres_database(citus.coordinator) as name:
+        manager = DatabaseManager(citus.coordinator.url(name))
+        await manager.migrate()
+        await manager.connect()
+        async with manager.get_session() as session:
+            await OHLCVRepository(session).insert_many(candles(48))
+        try:
+            yield manager
+        finally:
+            await manager.disconnect()
+
+
+def libpq_url(manager: DatabaseManager) -> str:
+    return manager.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def distributed_tables(url: str) -> set[str]:
+    """The distributed tables of the database at ``url`` (a libpq URL), partitions left out."""
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch(
+            "SELECT logicalrelid::text FROM pg_dist_partition WHERE logicalrelid NOT IN "
+            "(SELECT inhrelid FROM pg_inherits)"
+        )
+    finally:
+        await connection.close()
+    return {row[0] for row in rows}
+
+
+@pytest.mark.citus_only
+async def test_distribute_moves_the_candles_out_keeps_them_exact_and_is_safe_twice(
+    undistributed: DatabaseManager,
+) -> None:
+    before = await checksum(undistributed)
+    done = await undistributed.distribute(shard_count=CITUS_SHARDS, months_ahead=2)
+    assert (done.distributed_now, done.shard_count, done.workers) == (True, CITUS_SHARDS, 2)
+    assert await checksum(undistributed) == before
+    # The journal and audit tables stay local to the coordinator (docs/scaling.md).
+    assert await distributed_tables(libpq_url(undistributed)) == {"ohlcv"}
+    async with undistributed.get_session(read_only=True) as session:
+        local_bytes = await session.scalar(
+            text(
+                "SELECT sum(pg_relation_size(inhrelid)) FROM pg_inherits "
+                "WHERE inhparent = 'ohlcv'::regclass"
+            )
+        )
+    assert local_bytes == 0, "the coordinator kept its own copy of the candles"
+
+    again = await undistributed.distribute(shard_count=64, months_ahead=2)
+    assert (again.distributed_now, again.shard_count, again.partitions_created) == (
+        False,
+        CITUS_SHARDS,
+        0,
+    )
+    assert await checksum(undistributed) == before
+
+
+@pytest.mark.citus_only
+async def test_distribute_creates_the_coming_months_so_no_write_pays_for_one(
+    undistributed: DatabaseManager,
+) -> None:
+    await undistributed.distribute(shard_count=CITUS_SHARDS, months_ahead=3)
+    now = datetime.now(UTC)
+    async with undistributed.get_session() as session:
+        repo = OHLCVRepository(session)
+        assert await repo.create_partitions(now + timedelta(days=31 * 3)) == 0
+        names = {partition.name for partition in await repo.get_partitions()}
+    assert f"ohlcv_p{now:%Y%m}01" in names
+
+
+@pytest.mark.citus_only
+async def test_distribute_refuses_a_schema_behind_the_code_and_changes_nothing(
+    citus: CitusCluster,
+) -> None:
+    async with scratch_postgres_database(citus.coordinator) as name:
+        manager = DatabaseManager(citus.coordinator.url(name))
+        try:
+            await manager.migrate("0001")
+            with pytest.raises(SchemaOutOfDateError, match="run `iftb-db upgrade` before"):
+                await manager.distribute(shard_count=CITUS_SHARDS)
+            assert await distributed_tables(citus.coordinator.url(name, driver="")) == set()
+        finally:
+            await manager.disconnect()
+
+
+@pytest.mark.citus_only
+async def test_distribute_without_workers_says_how_to_add_them(citus: CitusCluster) -> None:
+    name = "iftb_citus_no_workers"
+    admin = await asyncpg.connect(citus.coordinator.url(driver=""))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        database = await asyncpg.connect(citus.coordinator.url(name, driver=""))
+        await database.execute("CREATE EXTENSION citus")
+        await database.close()
+        manager = DatabaseManager(citus.coordinator.url(name))
+        try:
+            await manager.migrate()
+            with pytest.raises(ClusterError, match="citus_add_node"):
+                await manager.distribute()
+        finally:
+            await manager.disconnect()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.mark.postgres_only
+async def test_distributing_a_database_without_citus_says_how_to_install_it(
+    backend: str, postgres_server: PostgresServer
+) -> None:
+    """A database made on the server alone, without the extension (on either tier)."""
+    name = "iftb_without_citus"
+    admin = await asyncpg.connect(postgres_server.url(driver=""))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        manager = DatabaseManager(postgres_server.url(name))
+        try:
+            await manager.migrate()
+            with pytest.raises(ClusterError, match="CREATE EXTENSION citus"):
+                await manager.distribute()
+        finally:
+            await manager.disconnect()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.mark.sqlite_only
+async def test_sqlite_cannot_be_distributed(backend: str, db: DatabaseManager) -> None:
+    with pytest.raises(ClusterError, match="SQLite"):
+        await db.distribute()
+
+
+@pytest.fixture
+async def undistributed_url(undistributed: DatabaseManager) -> str:
+    return undistributed.engine.url.render_as_string(hide_password=False)
+
+
+@pytest.mark.citus_only
+def test_iftb_db_distribute_reports_what_it_did_and_again_that_nothing_was_left(
+    undistributed_url: str,
+) -> None:
+    url = undistributed_url
+    runner = CliRunner()
+    first = runner.invoke(app, ["distribute", "--shards", "4", "--database-url", url])
+    assert first.exit_code == 0, first.output
+    assert "candles distributed by symbol: 4 shards over 2 workers" in first.output
+    second = runner.invoke(app, ["distribute", "--shards", "4", "--database-url", url])
+    assert second.exit_code == 0, second.output
+    assert "already distributed" in second.output
+    doctor = runner.invoke(app, ["doctor", "--database-url", url])
+    assert doctor.exit_code == 0, doctor.output
+    assert "distributed: ohlcv" in doctor.output
+
+
+async def test_a_duplicate_in_a_batch_over_many_shards_is_a_duplicate_error_and_writes_nothing(
+    db: DatabaseManager,
+) -> None:
+    """On Citus a worker finds the duplicate during a multi-shard COPY and reports it as an
+    internal error (XX000); it must read as on every other backend."""
+    async with db.get_session() as session:
+        await OHLCVRepository(session).insert_many(candles(2))
+    before = await checksum(db)
+    batch = candles(4, start=T0 + timedelta(hours=2)) + candles(1, symbols=[SYMBOLS[-1]])
+    with pytest.raises(DuplicateError, match="row 48: candle already stored: C11USDT"):
+        async with db.get_session() as session:
+            await OHLCVRepository(session).insert_many(batch)
+    assert await checksum(db) == before
+
+
+@pytest.mark.postgres_only
+async def test_connections_plan_as_their_server_needs(backend: str, db: DatabaseManager) -> None:
+    """Generic plans prune partitions at run time on PostgreSQL; Citus cannot plan every
+    generic plan with parameters, so there connections keep PostgreSQL's default."""
+    async with db.get_session(read_only=True) as session:
+        mode = await session.scalar(text("SHOW plan_cache_mode"))
+    assert mode == ("auto" if on_citus() else "force_generic_plan")
+
+
+@pytest.mark.citus_only
+async def test_migrations_go_down_to_0001_and_back_up_on_a_distributed_database(
+    undistributed: DatabaseManager,
+) -> None:
+    await undistributed.distribute(shard_count=CITUS_SHARDS)
+    before = await checksum(undistributed)
+    await undistributed.downgrade("0001")
+    assert await checksum(undistributed) == before
+    await undistributed.migrate()
+    assert await checksum(undistributed) == before
+    # Below 0002 the candle table is a new, local table: distributing again moves it back out.
+    assert await distributed_tables(libpq_url(undistributed)) == set()
+    assert (await undistributed.distribute(shard_count=CITUS_SHARDS)).distributed_now
+    assert await checksum(undistributed) == before
+
+
+@pytest.mark.citus_only
+async def test_a_worker_stopped_during_a_bulk_write_leaves_whole_batches_or_nothing(
+    citus: CitusCluster, db: DatabaseManager
+) -> None:
+    async with db.get_session() as session:
+        await OHLCVRepository(session).insert_many(candles(24))
+    committed = await checksum(db)
+    citus.workers[1].stop(mode="immediate")
+    try:
+        with pytest.raises(DatabaseConnectionError):
+            async with db.get_session() as session:
+                repo = OHLCVRepository(session)
+                await repo.insert_many(candles(24, start=T0 + timedelta(days=1)))
+                await repo.upsert_many(candles(24, start=T0 + timedelta(days=2)))
+    finally:
+        citus.workers[1].start()
+    assert await checksum(db) == committed
+    async with db.get_session() as session:
+        await OHLCVRepository(session).insert_many(candles(24, start=T0 + timedelta(days=1)))
+    assert (await checksum(db))[0] == committed[0] + 24 * len(SYMBOLS)

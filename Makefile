@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test test-citus lint format bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ demo: $(BIN)/.installed
 ## test: set up, then run the whole suite on SQLite and a throwaway PostgreSQL
 test: $(BIN)/.installed
 	$(BIN)/pytest
+
+## test-citus: the Citus tier: every PostgreSQL test on a throwaway Citus cluster (Citus installed)
+test-citus: $(BIN)/.installed
+	$(BIN)/pytest --citus
 
 ## lint: ruff and mypy, as CI runs them
 lint: $(BIN)/.installed

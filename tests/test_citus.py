@@ -275,3 +275,32 @@ async def test_a_worker_stopped_during_a_bulk_write_leaves_whole_batches_or_noth
     async with db.get_session() as session:
         await OHLCVRepository(session).insert_many(candles(24, start=T0 + timedelta(days=1)))
     assert (await checksum(db))[0] == committed[0] + 24 * len(SYMBOLS)
+
+
+@pytest.mark.citus_only
+async def test_distribute_gives_every_worker_the_schemas_owner_and_grants(
+    citus: CitusCluster, database_url: str, db: DatabaseManager
+) -> None:
+    """A worker whose ``public`` schema lacks a grant (as a worker added later does: Citus does
+    not carry schema rights) gets the coordinator's owner and grants from ``distribute``."""
+    name = database_url.rsplit("/", 1)[1]
+    rights = (
+        "SELECT nspowner::regrole::text, nspacl::text FROM pg_namespace WHERE nspname = 'public'"
+    )
+    coordinator = await asyncpg.connect(citus.coordinator.url(name, driver=""))
+    worker = await asyncpg.connect(citus.workers[0].url(name, driver=""))
+    try:
+        await coordinator.execute("DROP ROLE IF EXISTS iftb_schema_probe")
+        await coordinator.execute("CREATE ROLE iftb_schema_probe NOLOGIN")
+        await coordinator.execute("GRANT USAGE ON SCHEMA public TO iftb_schema_probe")
+        await worker.execute(
+            "SET citus.enable_ddl_propagation TO off;"
+            "REVOKE ALL ON SCHEMA public FROM iftb_schema_probe"
+        )
+        assert await worker.fetchrow(rights) != await coordinator.fetchrow(rights)
+        await db.distribute(shard_count=CITUS_SHARDS)
+        assert await worker.fetchrow(rights) == await coordinator.fetchrow(rights)
+        assert "iftb_schema_probe=U" in (await worker.fetchrow(rights))[1]
+    finally:  # the role stays: the cluster is thrown away, and the database with its grants
+        await worker.close()
+        await coordinator.close()

@@ -7,6 +7,7 @@ Citus tier (``pytest --citus``); the tests here are the ones specific to a clust
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -195,11 +196,19 @@ async def test_sqlite_cannot_be_distributed(backend: str, db: DatabaseManager) -
 
 @pytest.fixture
 async def undistributed_url(undistributed: DatabaseManager) -> str:
+    """The URL of ``undistributed``, whose coordinator has analysed its local candles."""
+    async with undistributed.get_session() as session:
+        await session.execute(text("ANALYZE ohlcv"))
     return undistributed.engine.url.render_as_string(hide_password=False)
 
 
+async def write_more_candles(url: str) -> None:
+    async with DatabaseManager(url) as manager, manager.get_session() as session:
+        await OHLCVRepository(session).insert_many(candles(48, start=T0 + timedelta(days=2)))
+
+
 @pytest.mark.citus_only
-def test_iftb_db_distribute_reports_what_it_did_and_again_that_nothing_was_left(
+def test_iftb_db_distribute_reports_what_it_did_and_doctor_counts_the_workers_rows(
     undistributed_url: str,
 ) -> None:
     url = undistributed_url
@@ -210,8 +219,12 @@ def test_iftb_db_distribute_reports_what_it_did_and_again_that_nothing_was_left(
     second = runner.invoke(app, ["distribute", "--shards", "4", "--database-url", url])
     assert second.exit_code == 0, second.output
     assert "already distributed" in second.output
+    asyncio.run(write_more_candles(url))
     doctor = runner.invoke(app, ["doctor", "--database-url", url])
     assert doctor.exit_code == 0, doctor.output
+    ohlcv_row = next(line for line in doctor.output.splitlines() if "│ ohlcv " in line)
+    # the rows on the workers, not the coordinator's estimate of its copy from before
+    assert f"{2 * 48 * len(SYMBOLS):,}" in ohlcv_row
     assert "distributed: ohlcv" in doctor.output
 
 

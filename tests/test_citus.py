@@ -8,6 +8,8 @@ Citus tier (``pytest --citus``); the tests here are the ones specific to a clust
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -326,3 +328,30 @@ async def test_distribute_gives_every_worker_the_schemas_owner_and_grants(
     finally:  # the role stays: the cluster is thrown away, and the database with its grants
         await worker.close()
         await coordinator.close()
+
+
+@pytest.mark.citus_only
+async def test_two_iftb_db_distributes_started_together_take_turns(
+    undistributed: DatabaseManager,
+) -> None:
+    before = await checksum(undistributed)
+    url = undistributed.engine.url.render_as_string(hide_password=False)
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "from iftb.cli import app; app()",
+            "distribute",
+            "--shards",
+            str(CITUS_SHARDS),
+            "--database-url",
+            url,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(2)
+    ]
+    outputs = [(await process.communicate())[0].decode() for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    assert sorted("already distributed" in output for output in outputs) == [False, True]
+    assert await checksum(undistributed) == before

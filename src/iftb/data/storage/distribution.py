@@ -24,6 +24,8 @@ DISTRIBUTION_COLUMN = "symbol"
 MAX_SHARDS = 1024
 """Far above any sensible count (Citus advises a few times the cores of the cluster)."""
 
+_UNBOUNDED = (text("SET LOCAL statement_timeout = 0"), text("SET LOCAL lock_timeout = 0"))
+_SCHEMA_LOCK = text("SELECT pg_catalog.pg_advisory_xact_lock(:key)")
 _CITUS_VERSION = text("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'citus'")
 _WORKERS = text("SELECT count(*) FROM pg_catalog.citus_get_active_worker_nodes()")
 _SHARD_COUNT = text(
@@ -74,19 +76,12 @@ async def distribute(connection: AsyncConnection, shard_count: int) -> Distribut
     """
     if not 1 <= shard_count <= MAX_SHARDS:
         raise ValidationError(f"shard_count: must be 1..{MAX_SHARDS}, got {shard_count}")
-    version = await connection.scalar(_CITUS_VERSION)
-    if version is None:
-        raise ClusterError(
-            "the Citus extension is not installed in this database: as a superuser, run "
-            "CREATE EXTENSION citus on the coordinator and every worker, then "
-            "SELECT citus_add_node(host, port) for each worker (docs/scaling.md)"
-        )
-    workers = int(await connection.scalar(_WORKERS) or 0)
-    if workers == 0:
-        raise ClusterError(
-            "Citus has no active worker: add each with SELECT citus_add_node(host, port) "
-            "on the coordinator (docs/scaling.md)"
-        )
+    version, workers = await _cluster(connection)
+    # Moving the rows may outlast any statement timeout; two distributes (or a distribute and
+    # an upgrade) started together take turns.
+    for statement in _UNBOUNDED:
+        await connection.execute(statement)
+    await connection.execute(_SCHEMA_LOCK, {"key": migrations.SCHEMA_LOCK})
     revision = await connection.run_sync(migrations.current_revision)
     if revision != migrations.head_revision():
         raise SchemaOutOfDateError(
@@ -101,11 +96,29 @@ async def distribute(connection: AsyncConnection, shard_count: int) -> Distribut
         await connection.execute(_DROP_LOCAL_COPY, {"name": CANDLES})
     await _copy_schema_rights_to_workers(connection)
     return Distribution(
-        citus_version=str(version),
+        citus_version=version,
         workers=workers,
         shard_count=int(existing or shard_count),
         distributed_now=not existing,
     )
+
+
+async def _cluster(connection: AsyncConnection) -> tuple[str, int]:
+    """The Citus version and the number of active workers; a ClusterError without either."""
+    version = await connection.scalar(_CITUS_VERSION)
+    if version is None:
+        raise ClusterError(
+            "the Citus extension is not installed in this database: as a superuser, run "
+            "CREATE EXTENSION citus on the coordinator and every worker, then "
+            "SELECT citus_add_node(host, port) for each worker (docs/scaling.md)"
+        )
+    workers = int(await connection.scalar(_WORKERS) or 0)
+    if workers == 0:
+        raise ClusterError(
+            "Citus has no active worker: add each with SELECT citus_add_node(host, port) "
+            "on the coordinator (docs/scaling.md)"
+        )
+    return str(version), workers
 
 
 async def create_months_ahead(connection: AsyncConnection, months_ahead: int) -> int:

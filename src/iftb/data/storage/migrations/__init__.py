@@ -20,6 +20,9 @@ from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
 MIGRATIONS_DIR = Path(__file__).parent
+SCHEMA_LOCK = 0x69667462
+"""pg_advisory_xact_lock key ("iftb" in ASCII) taken by every change of the schema's shape
+(migrations, ``distribute``): started together, they queue instead of racing."""
 _VIEW_OR_PARTITION = re.compile(r"^(v_\w+|ohlcv_p\d{8})$")
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from iftb.data.storage.migrations import object_filter
+from iftb.data.storage.migrations import SCHEMA_LOCK, object_filter
 from iftb.data.storage.models import Base
 
 config = context.config
@@ -37,20 +37,16 @@ def _configure(connection: Connection) -> None:
     )
 
 
-# pg_advisory_xact_lock key: "iftb" in ASCII. Upgrades that start together on one database
-# queue here, so the later ones find the schema migrated instead of racing to create it.
-MIGRATION_LOCK = 0x69667462
-
-
 def _serialise(connection: Connection) -> None:
     """On PostgreSQL, wait for any other migration of this database, however long it runs (a
-    data migration may also outlast the bot's statement_timeout: it is lifted for this one)."""
+    data migration may also outlast the bot's statement_timeout: it is lifted for this one).
+    Upgrades that start together queue here, so the later ones find the schema migrated."""
     if connection.dialect.name != "postgresql":
         return  # SQLite: BEGIN IMMEDIATE already makes migrations take turns
     lock_timeout = connection.scalar(text("SHOW lock_timeout"))
     connection.execute(text("SET LOCAL statement_timeout = 0"))
     connection.execute(text("SET LOCAL lock_timeout = 0"))
-    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
     connection.execute(
         text("SELECT set_config('lock_timeout', :value, true)"), {"value": lock_timeout}
     )

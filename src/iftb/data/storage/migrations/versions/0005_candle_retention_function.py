@@ -13,6 +13,7 @@ failed there ("placements that were modified in this transaction by a different 
 """
 
 from collections.abc import Sequence
+from types import ModuleType
 
 from alembic import op
 
@@ -46,19 +47,13 @@ BEGIN
     RETURN dropped + deleted;
 END $$"""
 
-CARRY_EXECUTE = f"""DO $$
-DECLARE
-    grantee text;
-BEGIN
-    FOR grantee IN
-        SELECT a.grantee::pg_catalog.regrole::text
-        FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
-        WHERE p.oid = '{DROP_PARTITIONS}'::pg_catalog.regprocedure
-          AND a.privilege_type = 'EXECUTE' AND a.grantee NOT IN (0, p.proowner)
-    LOOP
-        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION {DELETE} TO %s', grantee);
-    END LOOP;
-END $$"""
+
+def _revision(name: str) -> ModuleType:
+    script = op.get_context().script
+    assert script is not None
+    revision = script.get_revision(name)
+    assert revision is not None
+    return revision.module
 
 
 def upgrade() -> None:
@@ -66,7 +61,7 @@ def upgrade() -> None:
         return
     op.execute(CREATE_DELETE)
     op.execute(f"REVOKE EXECUTE ON FUNCTION {DELETE} FROM PUBLIC")
-    op.execute(CARRY_EXECUTE)
+    op.execute(_revision("0004").carry_execute(DROP_PARTITIONS, DELETE))
 
 
 def downgrade() -> None:

@@ -358,3 +358,16 @@ async def test_two_iftb_db_distributes_started_together_take_turns(
     assert [process.returncode for process in processes] == [0, 0], outputs
     assert sorted("already distributed" in output for output in outputs) == [False, True]
     assert await checksum(undistributed) == before
+
+
+async def test_a_unit_of_work_that_wrote_candles_writes_into_a_new_month_too(
+    db: DatabaseManager,
+) -> None:
+    """The new month's partition is then made in the same transaction: one of its own would
+    wait for the locks this one holds (on Citus, on the workers) — for ever."""
+    first, later = candles(2), candles(2, start=datetime(2019, 7, 1, tzinfo=UTC))
+    async with asyncio.timeout(60), db.get_session() as session:
+        repo = OHLCVRepository(session)
+        await repo.insert_many(first)
+        await repo.upsert_many(later)
+    assert (await checksum(db))[0] == len(first) + len(later)

@@ -360,14 +360,20 @@ async def test_two_iftb_db_distributes_started_together_take_turns(
     assert await checksum(undistributed) == before
 
 
-async def test_a_unit_of_work_that_wrote_candles_writes_into_a_new_month_too(
-    db: DatabaseManager,
+@pytest.mark.postgres_only
+async def test_a_unit_of_work_that_made_a_partition_itself_writes_into_another_new_month(
+    backend: str, db: DatabaseManager
 ) -> None:
-    """The new month's partition is then made in the same transaction: one of its own would
-    wait for the locks this one holds (on Citus, on the workers) — for ever."""
-    first, later = candles(2), candles(2, start=datetime(2019, 7, 1, tzinfo=UTC))
+    """Such a unit holds a lock on the candle table that a transaction of its own making the
+    next partition would wait for, for ever on Citus: the partition is made in place."""
+    made, later = (
+        datetime(2019, 7, 1, tzinfo=UTC),
+        candles(2, start=datetime(2019, 9, 1, tzinfo=UTC)),
+    )
     async with asyncio.timeout(60), db.get_session() as session:
-        repo = OHLCVRepository(session)
-        await repo.insert_many(first)
-        await repo.upsert_many(later)
-    assert (await checksum(db))[0] == len(first) + len(later)
+        await session.execute(
+            text("SELECT iftb_ensure_ohlcv_partitions(ARRAY[CAST(:at AS timestamptz)])"),
+            {"at": made},
+        )
+        await OHLCVRepository(session).insert_many(later)
+    assert (await checksum(db))[0] == len(later)

@@ -4,14 +4,14 @@ Partitions are created and dropped by SECURITY DEFINER functions the migrations 
 bot's DML-only role can write into a new month and apply retention without DDL rights. A write
 creates the partitions of the months its candles fall in, never of the months between them.
 
-A missing partition is created in a transaction of its own, committed before the write goes on,
-when the caller's transaction has not touched the candles yet: on Citus the function's DDL runs
-as the functions' owner, and a distributed table may not be changed by two users in one
-transaction. An empty partition left by a write that then fails is harmless (retention drops
-it). A transaction that already holds a lock on the candles creates it itself: a second
-transaction would wait for that lock (on Citus, on the workers) while the first waits for it.
-Creating months ahead (``iftb-db partitions --ahead``, ``iftb-db distribute``) keeps this out of
-the writes altogether.
+A missing partition is created in a transaction of its own, committed before the write goes on:
+on Citus the function's DDL runs as the functions' owner, and a distributed table may not be
+changed by two users in one transaction. An empty partition left by a write that then fails is
+harmless (retention drops it). Only a transaction that has itself changed the candle table's
+shape (it holds a lock on it stronger than reads and writes take) creates it in place: a
+transaction of its own would wait for that lock while this one waits for it. Creating months
+ahead (``iftb-db partitions --ahead``, ``iftb-db distribute``) keeps this out of the writes
+altogether.
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ _MISSING = text(
     "WHERE NOT EXISTS (SELECT FROM public.iftb_ohlcv_partitions() p "
     "WHERE d >= p.lower_bound AND d < p.upper_bound)"
 ).bindparams(bindparam("days", type_=ARRAY(DateTime(timezone=True))))
-_HOLDS_CANDLE_LOCK = text(
+_CHANGED_THE_TABLE = text(
     "SELECT EXISTS (SELECT FROM pg_catalog.pg_locks WHERE pid = pg_catalog.pg_backend_pid()"
-    " AND relation = 'public.ohlcv'::pg_catalog.regclass)"
+    " AND relation = 'public.ohlcv'::pg_catalog.regclass"
+    " AND mode NOT IN ('AccessShareLock', 'RowShareLock', 'RowExclusiveLock'))"
 )
 _DELETE = text(
     "SELECT public.iftb_delete_ohlcv(:rows_from, :rows_to, :partitions_to,"
@@ -70,7 +71,7 @@ async def ensure_partitions_for(connection: AsyncConnection, open_times: Iterabl
     missing = await connection.scalar(_MISSING, {"days": midnights})
     if not missing:
         return 0
-    if await connection.scalar(_HOLDS_CANDLE_LOCK):
+    if await connection.scalar(_CHANGED_THE_TABLE):
         return int(await connection.scalar(_ENSURE, {"days": missing}) or 0)
     async with connection.engine.begin() as own_transaction:
         return int(await own_transaction.scalar(_ENSURE, {"days": missing}) or 0)

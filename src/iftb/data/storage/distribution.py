@@ -35,14 +35,15 @@ _DISTRIBUTE = text(
     "SELECT pg_catalog.create_distributed_table(CAST(:name AS regclass), :column,"
     " shard_count => :shards)"
 )
+# regrole's text form is already a quoted identifier, hence %s rather than %I.
 _SCHEMA_RIGHTS = text("""
 SELECT pg_catalog.format('SET citus.enable_ddl_propagation TO off; '
-                         'ALTER SCHEMA public OWNER TO %I; REVOKE ALL ON SCHEMA public FROM PUBLIC',
-                         n.nspowner::pg_catalog.regrole::text)
+                         'ALTER SCHEMA public OWNER TO %s; REVOKE ALL ON SCHEMA public FROM PUBLIC',
+                         n.nspowner::pg_catalog.regrole)
     || coalesce((SELECT pg_catalog.string_agg(pg_catalog.format('; GRANT %s ON SCHEMA public TO %s',
                      a.privilege_type,
                      CASE a.grantee WHEN 0 THEN 'PUBLIC'
-                          ELSE pg_catalog.quote_ident(a.grantee::pg_catalog.regrole::text) END),
+                          ELSE a.grantee::pg_catalog.regrole::text END),
                      '')
                  FROM pg_catalog.aclexplode(n.nspacl) a WHERE a.grantee <> n.nspowner), '')
 FROM pg_catalog.pg_namespace n WHERE n.nspname = 'public'""")

@@ -16,5 +16,9 @@ Usage::
     .venv/bin/python -m benchmarks --large          # also seed 10M candles on PostgreSQL for
                                                     # the get_coverage-at-10M target
     .venv/bin/python -m benchmarks --rows 50000 --repetitions 3 --backends sqlite
+    .venv/bin/python -m benchmarks --database-url postgresql+asyncpg://...   # an existing,
+                                                    # migrated database (e.g. a Citus
+                                                    # coordinator); only BENCH_* rows
     .venv/bin/python -m benchmarks --help
+    .venv/bin/python -m benchmarks.citus            # plain PostgreSQL against Citus, one run
 """

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from benchmarks.candles import NativeRow, native_rows
+from benchmarks.candles import ORM_SYMBOL, NativeRow, native_rows
 from benchmarks.config import Sizes
 from benchmarks.databases import Database
 from benchmarks.results import BackendResults, Figure
@@ -21,7 +21,7 @@ from benchmarks.timing import Case, compare
 from iftb.data.storage import OHLCVModel
 from iftb.data.storage.repositories.candle_io import COLUMNS, VALUE_COLUMNS
 
-SYMBOL = "ORMUSDT"
+SYMBOL = ORM_SYMBOL
 
 
 def model(row: NativeRow) -> OHLCVModel:

@@ -8,7 +8,7 @@ timed for context: the raw fetchall parsing that text into Decimals and datetime
 
 from __future__ import annotations
 
-from benchmarks.candles import STEP, T0, TIMEFRAME, native_rows
+from benchmarks.candles import BATCH_SYMBOL, STEP, T0, TIMEFRAME, native_rows
 from benchmarks.config import Sizes
 from benchmarks.databases import Database, refresh_statistics
 from benchmarks.raw_sqlite import parsed_row
@@ -17,7 +17,7 @@ from benchmarks.targets import RATIO_TARGETS, read_baseline
 from benchmarks.timing import Case, compare
 from iftb.data.storage import OHLCVRepository
 
-SYMBOL = "BTCUSDT"
+SYMBOL = BATCH_SYMBOL
 
 
 async def run(db: Database, sizes: Sizes, out: BackendResults) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from itertools import pairwise
 
-from benchmarks.candles import EXCHANGE, STEP, TIMEFRAME, GappedSeries, gapped_series
+from benchmarks.candles import EXCHANGE, GAP_SYMBOL, STEP, TIMEFRAME, GappedSeries, gapped_series
 from benchmarks.config import Sizes
 from benchmarks.databases import Database
 from benchmarks.results import BackendResults, Figure, Target, ratio_evidence
@@ -18,7 +18,7 @@ from benchmarks.targets import COVERAGE_ROWS, COVERAGE_SECONDS, GAPS_SPEEDUP
 from benchmarks.timing import Case, compare
 from iftb.data.storage import OHLCVRepository
 
-SYMBOL = "GAPUSDT"
+SYMBOL = GAP_SYMBOL
 NAIVE = "load-and-loop"
 
 Gap = tuple[datetime, datetime, int]

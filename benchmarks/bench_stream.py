@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from benchmarks.candles import native_rows
+from benchmarks.candles import STREAM_SYMBOL, native_rows
 from benchmarks.config import Sizes
 from benchmarks.databases import Database
 from benchmarks.results import BackendResults, Figure, Target
@@ -20,7 +20,7 @@ from benchmarks.stream_probe import CHUNK_SIZE, URL_VARIABLE
 from benchmarks.targets import STREAM_RSS_MB
 from benchmarks.timing import Samples
 
-SYMBOL = "STREAMUSDT"
+SYMBOL = STREAM_SYMBOL
 _MB = 1024 * 1024
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from benchmarks.candles import NativeRow, bars, native_rows
+from benchmarks.candles import BATCH_SYMBOL, NativeRow, bars, native_rows
 from benchmarks.config import Sizes
 from benchmarks.databases import Database
 from benchmarks.raw_driver import DriverRow
@@ -22,7 +22,7 @@ from benchmarks.targets import RATIO_TARGETS, write_baseline
 from benchmarks.timing import Action, Case, Samples, compare
 from iftb.data.storage import OHLCVBar, OHLCVRepository
 
-SYMBOL = "BTCUSDT"
+SYMBOL = BATCH_SYMBOL
 _WARM_UP_ROWS = 1_000
 
 

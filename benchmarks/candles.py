@@ -22,6 +22,16 @@ TIMEFRAME = "1m"
 STEP = timedelta(minutes=1)
 T0 = datetime(2020, 1, 1, tzinfo=UTC)
 
+BATCH_SYMBOL = "BENCH_BTCUSDT"
+"""insert_many, upsert_many and get_range."""
+ORM_SYMBOL = "BENCH_ORMUSDT"
+GAP_SYMBOL = "BENCH_GAPUSDT"
+STREAM_SYMBOL = "BENCH_STREAMUSDT"
+OWN_SYMBOLS = (BATCH_SYMBOL, ORM_SYMBOL, GAP_SYMBOL, STREAM_SYMBOL)
+"""Every series the benchmarks write (outside ``--large``). No exchange lists a symbol with an
+underscore, so against an existing database (``--database-url``) these are the benchmark's own
+rows, and the only ones it writes or deletes."""
+
 NativeRow = tuple[Any, ...]
 """(symbol, exchange, timeframe, timestamp, open, high, low, close, volume, quote_volume,
 trades_count)."""
@@ -58,16 +68,24 @@ _POOLS = {revision: _price_pool(revision) for revision in (0, 1)}
 
 
 def native_rows(
-    symbol: str, first: int, count: int, *, revision: int = 0, skip: frozenset[int] = frozenset()
+    symbol: str,
+    first: int,
+    count: int,
+    *,
+    revision: int = 0,
+    skip: frozenset[int] = frozenset(),
+    timeframe: str = TIMEFRAME,
+    step: timedelta = STEP,
+    start: datetime = T0,
 ) -> Iterator[NativeRow]:
-    """``count`` consecutive 1m candles from candle number ``first`` (counted from ``T0``),
-    leaving out the numbers in ``skip``. ``revision`` 1 gives other values for the same keys
-    (the "changed" rows of an upsert)."""
+    """``count`` consecutive candles ``step`` apart (1m unless told) from candle number
+    ``first`` (counted from ``start``), leaving out the numbers in ``skip``. ``revision`` 1 gives
+    other values for the same keys (the "changed" rows of an upsert)."""
     pool = _POOLS[revision]
     for number in range(first, first + count):
         if number in skip:
             continue
-        yield (symbol, EXCHANGE, TIMEFRAME, T0 + STEP * number, *pool[number % _POOL_SIZE])
+        yield (symbol, EXCHANGE, timeframe, start + step * number, *pool[number % _POOL_SIZE])
 
 
 def last_open_time(*counts: int) -> datetime:

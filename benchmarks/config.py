@@ -58,6 +58,9 @@ class Config:
     command: str
     """The command line as given, recorded in the report."""
     quick: bool = False
+    database_url: str | None = None
+    """An existing, migrated PostgreSQL database to measure instead of a database of the
+    benchmark's own (``--database-url``); never printed (it may hold a password)."""
 
 
 def with_overrides(sizes: Sizes, **overrides: int | None) -> Sizes:

@@ -2,7 +2,8 @@
 
 PostgreSQL is the server in ``IFTB_TEST_POSTGRES_URL`` when set, otherwise a throwaway
 PostgreSQL 15 cluster from ``tests/support/pg_cluster.py`` (fsync off: the data is disposable),
-in which the benchmark creates its own database and drops it afterwards.
+in which the benchmark creates its own database and drops it afterwards — or, with
+``--database-url``, an existing database used as it is (``existing_postgres_database``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import asyncpg
+from sqlalchemy.engine import make_url
 from tests.support.pg_cluster import (
     PostgresServer,
     postgres_binaries_available,
@@ -27,7 +29,7 @@ from benchmarks.candles import T0
 from benchmarks.raw_driver import RawDriver
 from benchmarks.raw_postgres import RawPostgres
 from benchmarks.raw_sqlite import RawSQLite
-from iftb.data.storage import DatabaseManager
+from iftb.data.storage import DatabaseManager, SchemaOutOfDateError
 
 BENCH_DATABASE = f"iftb_bench_{os.getpid()}"
 
@@ -42,6 +44,9 @@ class Database:
     manager: DatabaseManager
     raw: RawDriver
     server_version: str
+    own_rows_only: bool = False
+    """An existing database: other series may be stored, and only the benchmark's own
+    (``candles.OWN_SYMBOLS``) may be written or deleted."""
 
 
 @contextmanager
@@ -108,6 +113,43 @@ async def postgres_database(server: PostgresServer, until: datetime) -> AsyncIte
             await admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+class NotAtHeadError(RuntimeError):
+    """The existing database is not migrated to the schema head."""
+
+
+@asynccontextmanager
+async def existing_postgres_database(url: str, until: datetime) -> AsyncIterator[Database]:
+    """The database at ``url``, used as it is: it must be migrated to the head already.
+
+    Only the benchmark's own series are written; they are deleted before the run (leftovers of
+    an interrupted one) and after it, and so are the candle partitions the run created that
+    are still empty then. Nothing else in the database is changed.
+    """
+    manager = DatabaseManager(url)
+    try:
+        await manager.connect()
+    except SchemaOutOfDateError as exc:
+        await manager.disconnect()
+        raise NotAtHeadError(
+            f"--database-url: {exc} (the benchmark never migrates a database it did not create)"
+        ) from exc
+    raw_url = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        raw = await RawPostgres.connect(raw_url, own_rows_only=True)
+        try:
+            partitions_before = await raw.partitions()
+            await raw.clear_candles()
+            await raw.ensure_partitions(T0, until)
+            version = await raw.server_version()
+            yield Database("postgresql", url, manager, raw, version, own_rows_only=True)
+        finally:
+            await raw.clear_candles()
+            await raw.drop_empty_partitions(await raw.partitions() - partitions_before)
+            await raw.close()
+    finally:
+        await manager.disconnect()
 
 
 async def refresh_statistics(db: Database) -> None:

@@ -14,12 +14,13 @@ from typing import Any
 
 import asyncpg
 
-from benchmarks.candles import EXCHANGE, TIMEFRAME, NativeRow
+from benchmarks.candles import EXCHANGE, OWN_SYMBOLS, TIMEFRAME, NativeRow
 from benchmarks.raw_driver import DriverRow
 from benchmarks.sql import (
-    ALL_CANDLES,
     PG_CREATE_STAGE,
+    PG_DELETE_OWN,
     PG_MERGE,
+    PG_OWN_CANDLES,
     PG_RANGE,
     PG_STAGE,
     PG_TIMESTAMPS,
@@ -32,35 +33,66 @@ ENSURE_SPAN = (
     "interval '1 day')) || $2::timestamptz)"
 )
 """Every partition from $1 to $2: the function takes open times, and a day lies in one unit."""
+PARTITIONS = "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'ohlcv'::regclass"
+"""The candle table's partitions, as quoted (and where needed qualified) SQL names."""
 
 
 class RawPostgres:
-    """Bare asyncpg, session time zone UTC like the library's connections."""
+    """Bare asyncpg, session time zone UTC like the library's connections.
+
+    With ``own_rows_only`` (a database the benchmark did not create) emptying the candles
+    deletes the benchmark's own series (``OWN_SYMBOLS``) instead of truncating the table.
+    """
 
     backend = "postgresql"
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Any, *, own_rows_only: bool = False) -> None:
         self._connection = connection
+        self._own_rows_only = own_rows_only
 
     @classmethod
-    async def connect(cls, url: str) -> RawPostgres:
+    async def connect(cls, url: str, *, own_rows_only: bool = False) -> RawPostgres:
         """Connect to ``url`` (a plain ``postgresql://`` URL) and create the staging table."""
         connection = await asyncpg.connect(
             url, server_settings={"application_name": "iftb-bench-raw", "timezone": "UTC"}
         )
         await connection.execute(PG_CREATE_STAGE)
-        return cls(connection)
+        return cls(connection, own_rows_only=own_rows_only)
 
     async def ensure_partitions(self, first: datetime, last: datetime) -> int:
         """Create the monthly candle partitions ``[first, last]`` needs (migration 0004)."""
         created: int = await self._connection.fetchval(ENSURE_SPAN, first, last)
         return created
 
+    async def server_version(self) -> str:
+        return str(await self._connection.fetchval("SHOW server_version"))
+
+    async def partitions(self) -> set[str]:
+        """The names of the candle table's partitions."""
+        rows = await self._connection.fetch(PARTITIONS)
+        return {str(row[0]) for row in rows}
+
+    async def drop_empty_partitions(self, names: Iterable[str]) -> list[str]:
+        """Drop those of the partitions ``names`` that hold no candle and that this role may
+        drop; returns the dropped."""
+        dropped = []
+        for name in sorted(names):  # names as PARTITIONS returns them: quoted by the server
+            if await self._connection.fetchval(f"SELECT 1 FROM {name} LIMIT 1") is None:  # noqa: S608
+                try:
+                    await self._connection.execute(f"DROP TABLE {name}")
+                except asyncpg.InsufficientPrivilegeError:
+                    continue  # a DML-only role: the empty month stays (retention drops it)
+                dropped.append(name)
+        return dropped
+
     def candle_rows(self, rows: Iterable[NativeRow]) -> list[DriverRow]:
         return list(rows)
 
     async def clear_candles(self) -> None:
-        await self._connection.execute("TRUNCATE ohlcv")
+        if self._own_rows_only:
+            await self._connection.execute(PG_DELETE_OWN, list(OWN_SYMBOLS))
+        else:
+            await self._connection.execute("TRUNCATE ohlcv")
 
     async def insert(self, rows: Sequence[DriverRow]) -> None:
         async with self._connection.transaction():
@@ -100,7 +132,9 @@ class RawPostgres:
     async def digest(self) -> str:
         digest = hashlib.sha256()
         async with self._connection.transaction():
-            async for row in self._connection.cursor(ALL_CANDLES, prefetch=10_000):
+            async for row in self._connection.cursor(
+                PG_OWN_CANDLES, list(OWN_SYMBOLS), prefetch=10_000
+            ):
                 digest.update(repr(tuple(row)).encode())
         return digest.hexdigest()
 

@@ -29,6 +29,7 @@ def render(config: Config, run: Run) -> str:
         lines += _backend(backend, config)
     lines += _spread(run, config)
     lines += _how_to_read(config)
+    lines += AGAINST_EXISTING_DATABASE
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -241,3 +242,31 @@ def _how_to_read(config: Config) -> list[str]:
         "the machine. Compare ratios, not absolute rows/s, across machines.",
         "",
     ]
+
+
+AGAINST_EXISTING_DATABASE = [
+    "## Against an existing database",
+    "",
+    "`.venv/bin/python -m benchmarks --database-url "
+    "postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DB` "
+    "measures PostgreSQL on a database that already exists, a Citus coordinator say, instead of "
+    "a throwaway one; the raw-driver baseline connects to the same database, so every ratio is "
+    "still the library against the raw driver in the same run. The database must be migrated "
+    "to the head already: the benchmark never migrates it, and stops with `run iftb-db "
+    "upgrade` when it is behind. Only the benchmark's own series (symbols `BENCH_*`) are "
+    "written; they are deleted before and after the run, and so are the candle partitions the "
+    "run created that are still empty then. The trade statistics are left out there (they "
+    "cover every trade stored), `--large` is refused, only PostgreSQL runs unless `--backends` "
+    "says otherwise, and the report is printed, not written, unless `--output` names a file. "
+    "The URL (and its password) is kept out of the report.",
+    "",
+    "Plain PostgreSQL against Citus, through the library, in one run: `.venv/bin/python -m "
+    "benchmarks.citus` starts a throwaway PostgreSQL cluster and a throwaway Citus cluster (a "
+    "coordinator and two workers), distributes the Citus database (`--shard-count`, 32 by "
+    "default) and times insert_many, upsert_many, get_range, get_gaps, get_coverage and "
+    "creating a month on both (about 2 minutes on 2 cores; `--quick` is a smoke run of "
+    "seconds). It writes `benchmarks/citus_results.md`; the measured figures are in "
+    'docs/scaling.md, "Measured: plain PostgreSQL against Citus".',
+    "",
+]
+"""The last section of docs/performance.md: how to run the harness elsewhere."""

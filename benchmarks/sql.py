@@ -72,3 +72,7 @@ PG_TIMESTAMPS = (
 
 ALL_CANDLES = f"SELECT {_COLUMN_LIST} FROM ohlcv ORDER BY {_KEY_LIST}"
 """Every stored candle's key and values, in key order (for the identical-rows check)."""
+PG_OWN_CANDLES = f"SELECT {_COLUMN_LIST} FROM ohlcv WHERE symbol = ANY($1) ORDER BY {_KEY_LIST}"
+"""The same for the benchmark's own series only (``candles.OWN_SYMBOLS``)."""
+PG_DELETE_OWN = "DELETE FROM ohlcv WHERE symbol = ANY($1)"
+"""Against an existing database, the benchmark deletes its own series and nothing else."""

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from iftb.data.storage import (
+    ClusterError,
     DailyPerformanceRepository,
     DatabaseManager,
     LLMAnalysisLog,
@@ -250,8 +251,9 @@ async def test_the_bot_writes_candles_into_a_new_month_and_applies_candle_retent
 ) -> None:
     march = datetime(2011, 3, 1, tzinfo=UTC)
     async with bot.get_session() as session:
+        assert await OHLCVRepository(session).insert_many([bar(march)]) == 1
+    async with bot.get_session() as session:
         repo = OHLCVRepository(session)
-        assert await repo.insert_many([bar(march)]) == 1
         assert await repo.upsert_many([bar(march), bar(march + timedelta(days=31))]) == 2
         assert await repo.upsert_many([bar(march, symbol="ETHUSDT")]) == 1
     async with bot.get_session() as session:
@@ -261,6 +263,27 @@ async def test_the_bot_writes_candles_into_a_new_month_and_applies_candle_retent
         names = {p.name for p in await repo.get_partitions()}
         assert "ohlcv_p20110301" in names and "ohlcv_p20110401" not in names
         assert await repo.purge(march + timedelta(days=1)) == 1
+
+
+@pytest.mark.citus_only
+async def test_on_citus_the_bot_is_told_to_create_months_ahead_when_a_unit_needs_one_late(
+    bot: DatabaseManager,
+) -> None:
+    """Having written candles, a unit of work cannot have a new month made beside it (a
+    transaction of its own would wait for its locks), nor make one itself as the bot."""
+    march = datetime(2012, 3, 1, tzinfo=UTC)
+    with pytest.raises(ClusterError, match=r"partitions --ahead"):
+        async with bot.get_session() as session:
+            repo = OHLCVRepository(session)
+            await repo.insert_many([bar(march)])
+            await repo.insert_many([bar(march + timedelta(days=31))])
+    async with bot.get_session(read_only=True) as session:
+        assert (
+            await OHLCVRepository(session).count_range(
+                "BTCUSDT", "1h", march, march + timedelta(days=62)
+            )
+            == 0
+        )
 
 
 async def test_the_bot_opens_updates_and_closes_trades_and_positions(

@@ -4,14 +4,15 @@ Partitions are created and dropped by SECURITY DEFINER functions the migrations 
 bot's DML-only role can write into a new month and apply retention without DDL rights. A write
 creates the partitions of the months its candles fall in, never of the months between them.
 
-A missing partition is created in a transaction of its own, committed before the write goes on:
-on Citus the function's DDL runs as the functions' owner, and a distributed table may not be
-changed by two users in one transaction. An empty partition left by a write that then fails is
-harmless (retention drops it). Only a transaction that has itself changed the candle table's
-shape (it holds a lock on it stronger than reads and writes take) creates it in place: a
-transaction of its own would wait for that lock while this one waits for it. Creating months
-ahead (``iftb-db partitions --ahead``, ``iftb-db distribute``) keeps this out of the writes
-altogether.
+A missing partition is created in a transaction of its own, committed before the write goes on,
+when the caller's transaction has not touched the candle table yet: on Citus the function's DDL
+runs as the functions' owner, and a distributed table may not be changed by two users in one
+transaction. An empty partition left by a write that then fails is harmless (retention drops
+it). A transaction that has touched the table creates it in place: a transaction of its own would
+wait for the locks this one holds (on Citus even row writes block the new shards' attachment, for
+ever). On Citus that is refused to any role but the functions' owner: a ``ClusterError`` says to
+create months ahead (``iftb-db partitions --ahead``, ``iftb-db distribute``), which keeps this
+out of the writes altogether.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import DateTime, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from iftb.data.storage.errors import ClusterError
 
 _ENSURE = text("SELECT iftb_ensure_ohlcv_partitions(:days)").bindparams(
     bindparam("days", type_=ARRAY(DateTime(timezone=True)))
@@ -32,11 +36,11 @@ _MISSING = text(
     "WHERE NOT EXISTS (SELECT FROM public.iftb_ohlcv_partitions() p "
     "WHERE d >= p.lower_bound AND d < p.upper_bound)"
 ).bindparams(bindparam("days", type_=ARRAY(DateTime(timezone=True))))
-_CHANGED_THE_TABLE = text(
+_TOUCHED_THE_TABLE = text(
     "SELECT EXISTS (SELECT FROM pg_catalog.pg_locks WHERE pid = pg_catalog.pg_backend_pid()"
-    " AND relation = 'public.ohlcv'::pg_catalog.regclass"
-    " AND mode NOT IN ('AccessShareLock', 'RowShareLock', 'RowExclusiveLock'))"
+    " AND relation = 'public.ohlcv'::pg_catalog.regclass)"
 )
+_CITUS_TWO_USERS = "modified in this transaction by a different user"
 _DELETE = text(
     "SELECT public.iftb_delete_ohlcv(:rows_from, :rows_to, :partitions_to,"
     " :symbol, :exchange, :timeframe)"
@@ -71,10 +75,20 @@ async def ensure_partitions_for(connection: AsyncConnection, open_times: Iterabl
     missing = await connection.scalar(_MISSING, {"days": midnights})
     if not missing:
         return 0
-    if await connection.scalar(_CHANGED_THE_TABLE):
+    if not await connection.scalar(_TOUCHED_THE_TABLE):
+        async with connection.engine.begin() as own_transaction:
+            return int(await own_transaction.scalar(_ENSURE, {"days": missing}) or 0)
+    try:
         return int(await connection.scalar(_ENSURE, {"days": missing}) or 0)
-    async with connection.engine.begin() as own_transaction:
-        return int(await own_transaction.scalar(_ENSURE, {"days": missing}) or 0)
+    except DBAPIError as exc:
+        if _CITUS_TWO_USERS not in str(exc.orig):
+            raise
+        raise ClusterError(
+            f"no candle partition for {missing[0]:%Y-%m}: on Citus this role cannot create "
+            "one in a unit of work that has already read or written candles; create the "
+            "coming months ahead (`iftb-db partitions --ahead 3`) or write a new month in a "
+            "unit of work of its own"
+        ) from exc
 
 
 async def ensure_partitions(connection: AsyncConnection, first: datetime, last: datetime) -> int:

@@ -38,6 +38,7 @@ CITUS_SETTINGS: tuple[tuple[str, str], ...] = (
 """Citus must be preloaded; two-phase commit needs prepared transactions."""
 
 WORKERS = 2
+DROP_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,15 @@ async def drop_database(cluster: CitusCluster, name: str) -> None:
     """Drop ``name`` on every node (connections to it are ended), the coordinator first: its
     connections to the workers' copies end with it."""
     for node in cluster.nodes:
-        await _execute(node, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for attempt in range(1, DROP_ATTEMPTS + 1):
+            try:
+                await _execute(node, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                break
+            except asyncpg.ObjectInUseError:
+                # A connection Citus opened between the nodes was still arriving or leaving.
+                if attempt == DROP_ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.2 * attempt)
 
 
 async def _execute(node: PostgresServer, sql: str, database: str = "postgres") -> None:

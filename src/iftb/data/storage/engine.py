@@ -34,17 +34,27 @@ POSTGRES_SERVER_SETTINGS = {
     # Statements are prepared and cached per connection; a generic plan is made once and pruned
     # to the partitions it needs at run time. Custom plans would be re-planned on every call,
     # over every candle partition: 2.4x the latency of latest-100 at 56 partitions.
-    # (On a Citus coordinator ``_CITUS_PLANS`` undoes this: see there.)
+    # (On a Citus coordinator ``_CITUS_SESSION`` undoes this: see there.)
     "plan_cache_mode": "force_generic_plan",
 }
 
-_CITUS_PLANS = (
-    "SELECT pg_catalog.set_config('plan_cache_mode', 'auto', false)"
+CITUS_CACHED_CONNECTIONS = 4
+"""Connections to each worker a Citus session keeps open between transactions, at least.
+
+Citus keeps one by default, so a bulk write that reaches several shards of a worker reconnects to
+it on every batch: with 4, writes ran 1.2x to 1.25x faster in the benchmark (docs/scaling.md). A
+higher value set on the server is kept."""
+
+_CITUS_SESSION = (
+    "SELECT pg_catalog.set_config('plan_cache_mode', 'auto', false),"
+    " pg_catalog.set_config('citus.max_cached_conns_per_worker', GREATEST("
+    "pg_catalog.current_setting('citus.max_cached_conns_per_worker')::int, $1::int)::text, false)"
     " FROM pg_catalog.pg_extension WHERE extname = 'citus'"
 )
-"""Citus cannot plan every generic plan with parameters (it fails "could not create distributed
-plan" on the gap and resample queries) and prunes shards at plan time itself, so on a Citus
-database connections go back to PostgreSQL's default plan choice."""
+"""On a Citus database: PostgreSQL's default plan choice (Citus cannot plan every generic plan
+with parameters: it fails "could not create distributed plan" on the gap and resample queries,
+and it prunes shards at plan time itself), and connections to the workers kept open."""
+
 
 READ_ONLY = "iftb_read_only"
 """Execution option: the unit of work only reads (see the module docstring)."""
@@ -162,13 +172,15 @@ def _refuse_unsendable_text(engine: AsyncEngine) -> None:
 
 
 def _install_postgres_hooks(engine: AsyncEngine) -> None:
-    """On a Citus coordinator, PostgreSQL's default plan choice on every new connection."""
+    """On a Citus coordinator, every new connection gets ``_CITUS_SESSION``."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Straight on asyncpg, outside any transaction: the adapter's cursor would open one,
         # and the pool's reset would roll the setting back with it.
-        await_only(dbapi_connection.driver_connection.execute(_CITUS_PLANS))
+        await_only(
+            dbapi_connection.driver_connection.execute(_CITUS_SESSION, CITUS_CACHED_CONNECTIONS)
+        )
 
 
 def _install_sqlite_hooks(engine: AsyncEngine, busy_timeout: float) -> None:

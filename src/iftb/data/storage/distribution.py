@@ -9,11 +9,11 @@ PostgreSQL's transactions, partial unique indexes and foreign keys (docs/scaling
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from iftb.data.storage import migrations
 from iftb.data.storage.errors import ClusterError, SchemaOutOfDateError, ValidationError
@@ -68,15 +68,26 @@ class Distribution:
     partitions_created: int = 0
 
 
-async def distribute(connection: AsyncConnection, shard_count: int) -> Distribution:
+async def distribute(engine: AsyncEngine, shard_count: int, months_ahead: int) -> Distribution:
     """Distribute the candles by symbol over ``shard_count`` shards, drop the coordinator's
-    local copy of them, and give every worker the schema rights the roles need.
+    local copy of them, give every worker the schema rights the roles need, then create the
+    partitions of this month and the next ``months_ahead``.
 
     Safe to run twice: a distributed table keeps its shards (changing the count is Citus's
     ``alter_distributed_table``, a data move this command does not start on its own).
     """
     if not 1 <= shard_count <= MAX_SHARDS:
         raise ValidationError(f"shard_count: must be 1..{MAX_SHARDS}, got {shard_count}")
+    if months_ahead < 0:
+        raise ValidationError(f"months_ahead: must be 0 or more, got {months_ahead}")
+    async with engine.begin() as connection:
+        done = await _distribute_candles(connection, shard_count)
+    # After the commit: the months are made in transactions of their own (candle_partitions).
+    async with engine.connect() as connection:
+        return replace(done, partitions_created=await _months_ahead(connection, months_ahead))
+
+
+async def _distribute_candles(connection: AsyncConnection, shard_count: int) -> Distribution:
     version, workers = await _cluster(connection)
     # Moving the rows may outlast any statement timeout; two distributes (or a distribute and
     # an upgrade) started together take turns.
@@ -122,7 +133,7 @@ async def _cluster(connection: AsyncConnection) -> tuple[str, int]:
     return str(version), workers
 
 
-async def create_months_ahead(connection: AsyncConnection, months_ahead: int) -> int:
+async def _months_ahead(connection: AsyncConnection, months_ahead: int) -> int:
     """The partitions of this month and the next ``months_ahead``, so that no write pays for
     one (on Citus a new month makes a table per shard: far slower than on one node)."""
     now = datetime.now(UTC)

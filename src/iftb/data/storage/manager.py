@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -21,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from iftb.config import DatabaseSettings, get_settings, to_async_url
 from iftb.data.storage import migrations
 from iftb.data.storage.diagnostics import Diagnosis, diagnose
-from iftb.data.storage.distribution import Distribution, create_months_ahead, distribute
+from iftb.data.storage.distribution import Distribution, distribute
 from iftb.data.storage.engine import BUSY_WAIT, Timeouts, create_engine, read_only
 from iftb.data.storage.errors import (
     ClusterError,
@@ -31,7 +30,6 @@ from iftb.data.storage.errors import (
     SchemaOutOfDateError,
     SchemaTooNewError,
     StorageError,
-    ValidationError,
     translate,
 )
 from iftb.data.storage.private_files import create_private_file
@@ -261,20 +259,15 @@ class DatabaseManager:
         distribute``): run as a superuser on the coordinator, at the schema head."""
         if self.is_sqlite:
             raise ClusterError("SQLite cannot be distributed: Citus is a PostgreSQL extension")
-        if months_ahead < 0:
-            raise ValidationError(f"months_ahead: must be 0 or more, got {months_ahead}")
-        engine = self._ensure_engine()
         try:
-            async with migrations.in_process_lock(), engine.begin() as connection:
-                distribution = await distribute(connection, shard_count)
-            async with engine.connect() as connection:
-                created = await create_months_ahead(connection, months_ahead)
+            async with migrations.in_process_lock():
+                done = await distribute(self._ensure_engine(), shard_count, months_ahead)
         except StorageError:
             raise
         except Exception as exc:
             raise self._storage_error(exc) from exc
-        log.info("candles distributed", url=self.safe_url, shards=distribution.shard_count)
-        return replace(distribution, partitions_created=created)
+        log.info("candles distributed", url=self.safe_url, shards=done.shard_count)
+        return done
 
     async def current_revision(self) -> str | None:
         """The schema revision stored in the database, or None for an empty database."""

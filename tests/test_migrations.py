@@ -115,17 +115,19 @@ async def test_reference_sql_builds_the_same_schema_as_the_migrations(
 
 
 @pytest.mark.postgres_only
-async def test_downgrading_0004_restores_the_0002_partition_functions_exactly(
-    postgres_server: PostgresServer, empty_database_url: str
+@pytest.mark.parametrize("revision", ["0004", "0005"])
+async def test_downgrading_a_partition_function_revision_restores_the_one_before_exactly(
+    postgres_server: PostgresServer, empty_database_url: str, revision: str
 ) -> None:
     database = empty_database_url.rsplit("/", 1)[1]
+    before_revision = f"{int(revision) - 1:04d}"
     manager = DatabaseManager(empty_database_url, auto_migrate=False)
     try:
-        await manager.migrate("0003")
+        await manager.migrate(before_revision)
         before = _normalised(pg_dump_schema(postgres_server, database))
-        await manager.migrate("0004")
+        await manager.migrate(revision)
         assert _normalised(pg_dump_schema(postgres_server, database)) != before
-        await manager.downgrade("0003")
+        await manager.downgrade(before_revision)
         assert _normalised(pg_dump_schema(postgres_server, database)) == before
     finally:
         await manager.disconnect()

@@ -1,10 +1,11 @@
-"""Time-partitioned candles (migrations 0002 and 0004): a populated database migrated both ways
-with no row lost, writes into months with no partition yet (and only those months), the
+"""Time-partitioned candles (migrations 0002, 0004 and 0005): a populated database migrated
+both ways with no row lost, writes into months with no partition yet (and only those months), the
 partition unit kept across migrations, retention by partition, Citus readiness."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -206,6 +207,25 @@ async def test_retention_drops_whole_partitions_and_deletes_the_rest(
         await repo.count_range("BTCUSDT", "1h", jan, jan + timedelta(days=90))
         == 24 * 60 - 31 * 24 - 49
     )
+
+
+@pytest.mark.postgres_only
+async def test_the_drop_function_given_a_symbol_alone_keeps_a_month_other_exchanges_share(
+    backend: str, session: AsyncSession
+) -> None:
+    """Before 0005 ``exchange <> NULL`` made the other exchange's candles look like the named
+    series, and the month holding them was dropped."""
+    march = datetime(2024, 3, 1, tzinfo=UTC)
+    bars = hourly(march, 24)
+    await OHLCVRepository(session).insert_many(
+        bars + [replace(bar, exchange="bybit") for bar in bars]
+    )
+    dropped = await session.scalar(
+        text("SELECT iftb_drop_ohlcv_partitions(:start, :end, 'BTCUSDT')"),
+        {"start": march, "end": datetime(2024, 4, 1, tzinfo=UTC)},
+    )
+    assert dropped == 0
+    assert "ohlcv_p20240301" in await partitions(session)
 
 
 def _columns(constraint: PrimaryKeyConstraint | UniqueConstraint) -> set[str]:

@@ -10,6 +10,12 @@ Create Date: 2026-12-01
 distributed table may not be changed by two users in one transaction, so the bot's retention
 failed there ("placements that were modified in this transaction by a different user").
 ``iftb_delete_ohlcv`` does both as the owner. Whoever may run the drop function may run it.
+
+``iftb_drop_ohlcv_partitions`` told a partition holding other series from one holding only the
+named series with ``<>``: given a symbol but no exchange (a direct call), ``exchange <> NULL`` is
+NULL, every candle of the symbol looked like the series, and a partition holding the symbol's
+candles of other exchanges was dropped. It now compares with ``IS DISTINCT FROM``; the downgrade
+restores 0004's text.
 """
 
 from collections.abc import Sequence
@@ -24,6 +30,10 @@ depends_on: str | Sequence[str] | None = None
 
 DROP_PARTITIONS = "public.iftb_drop_ohlcv_partitions(timestamptz, timestamptz, text, text, text)"
 DELETE = "public.iftb_delete_ohlcv(timestamptz, timestamptz, timestamptz, text, text, text)"
+
+_CONTINUED = "'\n" + " " * 38 + "'"  # how 0004's format() string continues on its next line
+SERIES_TEST_0004 = f"symbol <> $1 {_CONTINUED}OR exchange <> $2 OR timeframe <> $3)"
+SERIES_TEST = f"(symbol, exchange, timeframe) {_CONTINUED}IS DISTINCT FROM ($1, $2, $3))"
 
 CREATE_DELETE = """
 CREATE FUNCTION public.iftb_delete_ohlcv(
@@ -56,9 +66,18 @@ def _revision(name: str) -> ModuleType:
     return revision.module
 
 
+def drop_function(text_0004: str) -> str:
+    """0004's ``iftb_drop_ohlcv_partitions``, telling series apart with IS DISTINCT FROM."""
+    fixed = text_0004.replace(SERIES_TEST_0004, SERIES_TEST)
+    if fixed == text_0004:
+        raise RuntimeError("0004's iftb_drop_ohlcv_partitions is not the text 0005 expects")
+    return fixed
+
+
 def upgrade() -> None:
     if op.get_context().dialect.name != "postgresql":
         return
+    op.execute(drop_function(_revision("0004").DROP))
     op.execute(CREATE_DELETE)
     op.execute(f"REVOKE EXECUTE ON FUNCTION {DELETE} FROM PUBLIC")
     op.execute(_revision("0004").carry_execute(DROP_PARTITIONS, DELETE))
@@ -68,3 +87,4 @@ def downgrade() -> None:
     if op.get_context().dialect.name != "postgresql":
         return
     op.execute(f"DROP FUNCTION {DELETE}")
+    op.execute(_revision("0004").DROP)  # CREATE OR REPLACE: keeps who may run it

@@ -12,6 +12,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from iftb.data.storage import migrations
+from iftb.data.storage.distribution import citus_version
 from iftb.data.storage.models import Base
 
 
@@ -43,7 +44,6 @@ class Diagnosis:
         return "behind: run `iftb-db upgrade`"
 
 
-_CITUS = text("SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus')")
 # A distributed table's rows live in its shards on the workers (the coordinator's own copy is
 # empty): its size and estimate are summed over the shards of its partitions, or of itself.
 _DISTRIBUTED = text("""
@@ -118,7 +118,7 @@ async def diagnose(connection: AsyncConnection, settings: dict[str, str]) -> Dia
         {"names": tables},
     )
     found = {row[0]: int(row[1]) for row in estimates}
-    if await connection.scalar(_CITUS):
+    if await citus_version(connection) is not None:
         for row in await connection.execute(_DISTRIBUTED):
             report.distributed_bytes[row.name] = int(row.bytes)
             found[row.name] = int(row.estimate)

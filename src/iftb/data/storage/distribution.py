@@ -115,9 +115,15 @@ async def _distribute_candles(connection: AsyncConnection, shard_count: int) -> 
     )
 
 
+async def citus_version(connection: AsyncConnection) -> str | None:
+    """The version of the Citus extension in this database, or None without Citus."""
+    version = await connection.scalar(_CITUS_VERSION)
+    return None if version is None else str(version)
+
+
 async def _cluster(connection: AsyncConnection) -> tuple[str, int]:
     """The Citus version and the number of active workers; a ClusterError without either."""
-    version = await connection.scalar(_CITUS_VERSION)
+    version = await citus_version(connection)
     if version is None:
         raise ClusterError(
             "the Citus extension is not installed in this database: as a superuser, run "
@@ -130,7 +136,7 @@ async def _cluster(connection: AsyncConnection) -> tuple[str, int]:
             "Citus has no active worker: add each with SELECT citus_add_node(host, port) "
             "on the coordinator (docs/scaling.md)"
         )
-    return str(version), workers
+    return version, workers
 
 
 async def _months_ahead(connection: AsyncConnection, months_ahead: int) -> int:

@@ -169,7 +169,7 @@ def _limit_or_condition(exc: Exception) -> StorageError | None:
     if isinstance(exc, sa_exc.TimeoutError):  # the pool had no connection to give in time
         return QueryTimeoutError("pool_timeout", str(exc).splitlines()[0])
     orig = getattr(exc, "orig", None) or exc
-    state = _sqlstate(orig) or _sqlstate(getattr(orig, "__cause__", None)) or ""
+    state = _driver_sqlstate(exc) or ""
     sqlite_code = str(getattr(orig, "sqlite_errorname", ""))
     detail = _driver_message(exc)
     if state == "57014" and "statement timeout" in detail:  # not a cancel asked for by a user
@@ -190,8 +190,10 @@ def _sqlstate(exc: object) -> str | None:
     return state if isinstance(state, str) else None
 
 
-def _driver_sqlstate(exc: sa_exc.DBAPIError) -> str | None:
-    orig = exc.orig
+def _driver_sqlstate(exc: Exception) -> str | None:
+    """The SQLSTATE of the driver's exception behind ``exc`` (or of ``exc`` itself), where the
+    asyncpg adapter keeps it: on the exception or on its cause."""
+    orig = getattr(exc, "orig", None) or exc
     return _sqlstate(orig) or _sqlstate(getattr(orig, "__cause__", None))
 
 
@@ -232,9 +234,9 @@ _CITUS_INTERNAL_ERRORS: tuple[tuple[str, type[StorageError]], ...] = (
 
 
 def _citus_internal_error(exc: Exception) -> StorageError | None:
-    orig = getattr(exc, "orig", None) or exc
-    if (_sqlstate(orig) or _sqlstate(getattr(orig, "__cause__", None))) != "XX000":
+    if _driver_sqlstate(exc) != "XX000":
         return None
+    orig = getattr(exc, "orig", None) or exc
     for message, kind in _CITUS_INTERNAL_ERRORS:
         if message in str(orig):
             return kind(_driver_message(exc))

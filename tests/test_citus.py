@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -30,6 +31,7 @@ from iftb.data.storage import (
     OHLCVBar,
     OHLCVRepository,
     SchemaOutOfDateError,
+    ValidationError,
 )
 from iftb.data.storage.engine import CITUS_CACHED_CONNECTIONS
 from tests.conftest import CITUS_SHARDS, on_citus, scratch_postgres_database
@@ -390,3 +392,21 @@ async def test_a_unit_of_work_that_made_a_partition_itself_writes_into_another_n
         )
         await OHLCVRepository(session).insert_many(later)
     assert (await checksum(db))[0] == len(later)
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize(
+    ("options", "rule"),
+    [
+        ({"shard_count": 0}, "shard_count: must be 1..1024, got 0"),
+        ({"shard_count": 1025}, "shard_count: must be 1..1024, got 1025"),
+        ({"months_ahead": -1}, "months_ahead: must be 0 or more, got -1"),
+    ],
+)
+async def test_distribute_refuses_impossible_options_before_touching_anything(
+    backend: str, db: DatabaseManager, options: dict[str, int], rule: str
+) -> None:
+    before = await checksum(db)
+    with pytest.raises(ValidationError, match=re.escape(rule)):
+        await db.distribute(**options)
+    assert await checksum(db) == before

@@ -19,7 +19,7 @@ from benchmarks.results import BackendResults, Figure
 from benchmarks.targets import write_baseline
 from benchmarks.timing import Case, compare
 from iftb.data.storage import OHLCVModel
-from iftb.data.storage.repositories.candle_io import COLUMNS, VALUE_COLUMNS
+from iftb.data.storage.repositories.market.candle_io import COLUMNS, VALUE_COLUMNS
 
 SYMBOL = ORM_SYMBOL
 

@@ -26,7 +26,7 @@ from benchmarks.sql import (
     PG_TIMESTAMPS,
     TRADE_COLUMNS,
 )
-from iftb.data.storage.repositories.candle_io import COLUMNS
+from iftb.data.storage.repositories.market.candle_io import COLUMNS
 
 ENSURE_SPAN = (
     "SELECT iftb_ensure_ohlcv_partitions(ARRAY(SELECT generate_series($1::timestamptz, $2, "

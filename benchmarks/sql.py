@@ -8,7 +8,7 @@ parameter (hence the S608 exemption for this file).
 
 from __future__ import annotations
 
-from iftb.data.storage.repositories.candle_io import COLUMNS, KEY_COLUMNS, VALUE_COLUMNS
+from iftb.data.storage.repositories.market.candle_io import COLUMNS, KEY_COLUMNS, VALUE_COLUMNS
 
 TRADE_COLUMNS = (
     "trade_id",

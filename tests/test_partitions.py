@@ -24,7 +24,7 @@ from iftb.data.storage import (
 )
 from iftb.data.storage.errors import translated_errors
 from iftb.data.storage.migrations import MIGRATIONS_DIR
-from iftb.data.storage.repositories.candle_partitions import ensure_partitions_for
+from iftb.data.storage.repositories.market.candle_partitions import ensure_partitions_for
 
 ROOT = Path(__file__).resolve().parents[1]
 RELKIND = text("SELECT relkind::text FROM pg_class WHERE relname = 'ohlcv'")
@@ -100,7 +100,7 @@ async def test_migration_0002_moves_a_populated_table_both_ways_losing_nothing(
 
 
 async def _list(connection: object) -> list:  # type: ignore[type-arg]
-    from iftb.data.storage.repositories.candle_partitions import list_partitions
+    from iftb.data.storage.repositories.market.candle_partitions import list_partitions
 
     return await list_partitions(connection)  # type: ignore[arg-type]
 

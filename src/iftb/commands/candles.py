@@ -38,7 +38,7 @@ from iftb.commands.common import (
 from iftb.data.candle_files import FORMATS, CandleChunk
 from iftb.data.candle_import import ImportSummary, import_candle_file
 from iftb.data.storage import Gap, OHLCVBar, OHLCVRepository, SeriesCoverage
-from iftb.data.storage.repositories.candle_partitions import Partition
+from iftb.data.storage.repositories.market.candle_partitions import Partition
 
 app = typer.Typer()
 

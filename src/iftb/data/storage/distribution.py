@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from iftb.data.storage import migrations
 from iftb.data.storage.errors import ClusterError, SchemaOutOfDateError, ValidationError
-from iftb.data.storage.repositories.candle_partitions import ensure_partitions
+from iftb.data.storage.repositories.market.candle_partitions import ensure_partitions
 
 CANDLES = "public.ohlcv"
 DISTRIBUTION_COLUMN = "symbol"

@@ -44,7 +44,7 @@ from iftb.data.storage.errors import (
 )
 from iftb.data.storage.models import SystemEventModel
 from iftb.data.storage.records import SystemEvent
-from iftb.data.storage.repositories.system_events import SystemEventRepository
+from iftb.data.storage.repositories.audit.system_events import SystemEventRepository
 
 if TYPE_CHECKING:
     from iftb.data.storage.manager import DatabaseManager

@@ -1,11 +1,13 @@
-"""One repository per table; each takes the caller's AsyncSession."""
+"""The repositories, grouped by the question they answer: ``market`` (candles, shared by every
+scope), ``journal`` (a scope's trades, positions and results) and ``audit`` (LLM calls, system
+events). Each takes the caller's AsyncSession; ``base`` holds what they share."""
 
-from iftb.data.storage.repositories.daily_performance import DailyPerformanceRepository
-from iftb.data.storage.repositories.llm_analysis_log import LLMAnalysisLogRepository
-from iftb.data.storage.repositories.ohlcv import OHLCVRepository
-from iftb.data.storage.repositories.positions import PositionRepository
-from iftb.data.storage.repositories.system_events import SystemEventRepository
-from iftb.data.storage.repositories.trades import TradeRepository
+from iftb.data.storage.repositories.audit.llm_analysis_log import LLMAnalysisLogRepository
+from iftb.data.storage.repositories.audit.system_events import SystemEventRepository
+from iftb.data.storage.repositories.journal.daily_performance import DailyPerformanceRepository
+from iftb.data.storage.repositories.journal.positions import PositionRepository
+from iftb.data.storage.repositories.journal.trades import TradeRepository
+from iftb.data.storage.repositories.market.ohlcv import OHLCVRepository
 
 __all__ = [
     "DailyPerformanceRepository",

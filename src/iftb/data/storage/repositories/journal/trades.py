@@ -25,7 +25,7 @@ from iftb.data.storage.repositories.base import (
     checked_limit,
     one_or_none,
 )
-from iftb.data.storage.repositories.trade_statistics import trade_statistics
+from iftb.data.storage.repositories.journal.trade_statistics import trade_statistics
 from iftb.data.storage.validation import checked_id, days_ago, to_decimal
 from iftb.utils import get_logger
 

@@ -24,7 +24,7 @@ from iftb.data.storage.repositories.base import (
     record_values,
     touched,
 )
-from iftb.data.storage.repositories.trade_statistics import (
+from iftb.data.storage.repositories.journal.trade_statistics import (
     notional_totals,
     rounded_whole,
     statistics_and_peak,

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from iftb.data.storage.models import OHLCVModel
 from iftb.data.storage.records import OHLCVBar
-from iftb.data.storage.repositories.candle_partitions import ensure_partitions_for
+from iftb.data.storage.repositories.market.candle_partitions import ensure_partitions_for
 from iftb.data.storage.types import datetime_to_sqlite_text, decimal_to_text
 
 KEY_COLUMNS = ("symbol", "exchange", "timeframe", "timestamp")

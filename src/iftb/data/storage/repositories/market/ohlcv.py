@@ -19,14 +19,14 @@ from iftb.data.storage.errors import DuplicateError, ValidationError, translated
 from iftb.data.storage.models import OHLCVModel
 from iftb.data.storage.records import Gap, OHLCVBar, ResampledBar, SeriesCoverage
 from iftb.data.storage.repositories.base import Repository, checked_limit
-from iftb.data.storage.repositories.candle_io import bar_reader, candle_writer, raw_columns
-from iftb.data.storage.repositories.candle_partitions import (
+from iftb.data.storage.repositories.market.candle_io import bar_reader, candle_writer, raw_columns
+from iftb.data.storage.repositories.market.candle_partitions import (
     Partition,
     delete_candles,
     ensure_partitions,
     list_partitions,
 )
-from iftb.data.storage.repositories.candle_sql import gap_rows, resample_rows
+from iftb.data.storage.repositories.market.candle_sql import gap_rows, resample_rows
 from iftb.data.storage.timeframes import Timeframe, parse_timeframe
 from iftb.data.storage.validation import aware_utc, candle_opened_rule
 

@@ -1,0 +1,1 @@
+"""The audit trail: LLM calls and system events."""

@@ -1,0 +1,1 @@
+"""The trading journal, per scope: trades, positions, daily performance."""

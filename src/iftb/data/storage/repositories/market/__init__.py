@@ -1,0 +1,1 @@
+"""Market data shared by every scope: candles."""

@@ -1,11 +1,21 @@
 """iftb storage: async persistence of candles, trades, positions, the LLM audit log, system
-events and daily performance, on SQLite (embedded default) and PostgreSQL.
+events and daily performance, per scope (bot, mode, backtest run), on SQLite (embedded
+default) and PostgreSQL.
 
 This package ``__init__`` is the public face; import from here, not from the modules.
 """
 
 from iftb.data.storage.engine import Timeouts
-from iftb.data.storage.enums import LLMCallStatus, PositionStatus, Severity, Side, TradeAction
+from iftb.data.storage.enums import (
+    LLMCallStatus,
+    LockSide,
+    Mode,
+    PositionStatus,
+    RunStatus,
+    Severity,
+    Side,
+    TradeAction,
+)
 from iftb.data.storage.errors import (
     ClusterError,
     ConflictError,
@@ -21,13 +31,22 @@ from iftb.data.storage.errors import (
     StorageError,
     ValidationError,
 )
+from iftb.data.storage.journal_records import (
+    BacktestRun,
+    PairLock,
+    ScopeStatistics,
+    ScopeSummary,
+)
 from iftb.data.storage.log_bridge import DatabaseLogHandler
 from iftb.data.storage.manager import DatabaseManager
 from iftb.data.storage.models import (
+    BacktestRunModel,
     Base,
+    BotStateModel,
     DailyPerformanceModel,
     LLMAnalysisLogModel,
     OHLCVModel,
+    PairLockModel,
     PositionModel,
     SystemEventModel,
     TradeModel,
@@ -46,19 +65,31 @@ from iftb.data.storage.records import (
     TradeStatistics,
 )
 from iftb.data.storage.repositories import (
+    BacktestRunRepository,
+    BotStateRepository,
     DailyPerformanceRepository,
     LLMAnalysisLogRepository,
     OHLCVRepository,
+    PairLockRepository,
     PositionRepository,
+    ScopeRepository,
     SystemEventRepository,
     TradeRepository,
 )
 from iftb.data.storage.retry import RetryPolicy
+from iftb.data.storage.scoped_database import Journal, ScopedDatabase
+from iftb.data.storage.scopes import DEFAULT_SCOPE, Scope
 from iftb.data.storage.timeframes import TIMEFRAMES, Timeframe, parse_timeframe
 
 __all__ = [
+    "DEFAULT_SCOPE",
     "TIMEFRAMES",
+    "BacktestRun",
+    "BacktestRunModel",
+    "BacktestRunRepository",
     "Base",
+    "BotStateModel",
+    "BotStateRepository",
     "ClusterError",
     "ConflictError",
     "DailyPerformance",
@@ -70,16 +101,22 @@ __all__ = [
     "DiskFullError",
     "DuplicateError",
     "Gap",
+    "Journal",
     "LLMAnalysisLog",
     "LLMAnalysisLogModel",
     "LLMAnalysisLogRepository",
     "LLMCallStatus",
     "LLMUsage",
+    "LockSide",
+    "Mode",
     "NotConnectedError",
     "NotFoundError",
     "OHLCVBar",
     "OHLCVModel",
     "OHLCVRepository",
+    "PairLock",
+    "PairLockModel",
+    "PairLockRepository",
     "Position",
     "PositionModel",
     "PositionRepository",
@@ -88,8 +125,14 @@ __all__ = [
     "ReadOnlyError",
     "ResampledBar",
     "RetryPolicy",
+    "RunStatus",
     "SchemaOutOfDateError",
     "SchemaTooNewError",
+    "Scope",
+    "ScopeRepository",
+    "ScopeStatistics",
+    "ScopeSummary",
+    "ScopedDatabase",
     "SeriesCoverage",
     "Severity",
     "Side",

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL
 
 from iftb.utils.redaction import redact
 
@@ -263,3 +264,24 @@ def _violated_table(exc: sa_exc.IntegrityError) -> str | None:
     if "UNIQUE constraint failed: " in message:
         return message.split("UNIQUE constraint failed: ", 1)[1].split(".", 1)[0]
     return None
+
+
+def unreachable(url: URL, exc: BaseException) -> DatabaseConnectionError:
+    """A clear error naming host, port, database and user — never the password."""
+    if url.get_backend_name() == "sqlite":
+        where = f"SQLite database {url.database!r}"
+    else:
+        where = (
+            f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}, "
+            f"database {url.database!r}, user {url.username!r}"
+        )
+    reason = getattr(exc, "orig", None) or exc
+    detail = str(reason).strip().splitlines()[0] if str(reason).strip() else ""
+    message = f"cannot connect to {where}: {type(reason).__name__}"
+    if detail:
+        message += f": {detail}"
+    password = url.password
+    message = redact(message)
+    if password:
+        message = message.replace(str(password), "***")
+    return DatabaseConnectionError(message)

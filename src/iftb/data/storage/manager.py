@@ -22,6 +22,7 @@ from iftb.data.storage import migrations
 from iftb.data.storage.diagnostics import Diagnosis, diagnose
 from iftb.data.storage.distribution import Distribution, distribute
 from iftb.data.storage.engine import BUSY_WAIT, Timeouts, create_engine, read_only
+from iftb.data.storage.enums import Mode
 from iftb.data.storage.errors import (
     ClusterError,
     DatabaseConnectionError,
@@ -31,12 +32,14 @@ from iftb.data.storage.errors import (
     SchemaTooNewError,
     StorageError,
     translate,
+    unreachable,
 )
 from iftb.data.storage.private_files import create_private_file
 from iftb.data.storage.retry import RetryPolicy, retry_transient
+from iftb.data.storage.scoped_database import ScopedDatabase
+from iftb.data.storage.scopes import DEFAULT_BOT, Scope
 from iftb.data.storage.units import commit_shielded, rollback_quietly
 from iftb.utils import get_logger
-from iftb.utils.logging import redact
 
 log = get_logger(__name__)
 
@@ -254,6 +257,13 @@ class DatabaseManager:
             raise translate(exc) from exc
         log.info("schema downgraded", url=self.safe_url, revision=revision)
 
+    def scope(
+        self, bot: str = DEFAULT_BOT, mode: str = Mode.LIVE, run_id: int | None = None
+    ) -> ScopedDatabase:
+        """A handle whose units of work read and write only this scope (``Scope``); the
+        manager's own sessions and repositories built without a scope use the default one."""
+        return ScopedDatabase(self, Scope(bot, mode, run_id))
+
     async def distribute(self, shard_count: int = 32, months_ahead: int = 3) -> Distribution:
         """Move the candles onto the Citus cluster this database belongs to (``iftb-db
         distribute``): run as a superuser on the coordinator, at the schema head."""
@@ -416,25 +426,7 @@ class DatabaseManager:
         return translate(exc)
 
     def _connection_error(self, exc: BaseException) -> DatabaseConnectionError:
-        """A clear error naming host, port, database and user — never the password."""
-        url = self._url
-        if self.is_sqlite:
-            where = f"SQLite database {url.database!r}"
-        else:
-            where = (
-                f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}, "
-                f"database {url.database!r}, user {url.username!r}"
-            )
-        reason = getattr(exc, "orig", None) or exc
-        detail = str(reason).strip().splitlines()[0] if str(reason).strip() else ""
-        message = f"cannot connect to {where}: {type(reason).__name__}"
-        if detail:
-            message += f": {detail}"
-        password = url.password
-        message = redact(message)
-        if password:
-            message = message.replace(str(password), "***")
-        return DatabaseConnectionError(message)
+        return unreachable(self._url, exc)
 
 
 def _is_database_error(exc: BaseException) -> bool:

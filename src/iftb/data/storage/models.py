@@ -18,9 +18,11 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     FetchedValue,
+    ForeignKey,
     Identity,
     Index,
     Integer,
@@ -33,7 +35,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from iftb.data.storage.enums import LLMCallStatus, PositionStatus, Severity, Side, TradeAction
+from iftb.data.storage.enums import (
+    LLMCallStatus,
+    LockSide,
+    Mode,
+    PositionStatus,
+    RunStatus,
+    Severity,
+    Side,
+    StateType,
+    TradeAction,
+)
+from iftb.data.storage.scopes import BOT_NAME_LENGTH, DEFAULT_BOT
 from iftb.data.storage.sql_functions import utcnow
 from iftb.data.storage.types import ExactNumeric, JSONDocument, UTCDateTime
 
@@ -67,6 +80,37 @@ def gin_index(name: str, column: str) -> Index:
     return Index(name, column, postgresql_using="gin").ddl_if(dialect="postgresql")
 
 
+def scope_rules() -> tuple[CheckConstraint, CheckConstraint]:
+    """A journal row's scope is well formed: a known mode, and a run exactly on backtest rows."""
+    return (
+        CheckConstraint(one_of("mode", Mode), name="mode"),
+        CheckConstraint("(mode = 'backtest') = (run_id IS NOT NULL)", name="run_scope"),
+    )
+
+
+def unique_in_scope(table: str, name: str, *columns: str, where: str = "") -> tuple[Index, Index]:
+    """``columns`` unique within each scope: by (bot, mode) among live and paper rows, by run
+    among a backtest's. Two partial indexes, since ``run_id`` is NULL outside backtests and
+    NULLs never collide in a unique index (on either backend). The second also serves the
+    cascade that deletes a run's rows."""
+    extra = f" AND {where}" if where else ""
+    return (
+        _partial(f"uq_{table}_scope_{name}", ("bot", "mode", *columns), f"run_id IS NULL{extra}"),
+        _partial(f"uq_{table}_run_{name}", ("run_id", *columns), f"run_id IS NOT NULL{extra}"),
+    )
+
+
+def run_index(table: str) -> Index:
+    """Finds a backtest run's rows, for the cascade that deletes them with the run."""
+    return _partial(f"ix_{table}_run_id", ("run_id",), "run_id IS NOT NULL", unique=False)
+
+
+def _partial(name: str, columns: tuple[str, ...], where: str, *, unique: bool = True) -> Index:
+    return Index(
+        name, *columns, unique=unique, postgresql_where=text(where), sqlite_where=text(where)
+    )
+
+
 class Base(DeclarativeBase):
     """Declarative base with the project's naming convention."""
 
@@ -78,6 +122,20 @@ class _Row:
 
     id: Mapped[int] = mapped_column(BigId, Identity(), primary_key=True, sort_order=-1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=utcnow())
+
+
+class _Scoped:
+    """The scope of a journal row (``scopes.Scope``); deleting a backtest run deletes its rows."""
+
+    bot: Mapped[str] = mapped_column(
+        String(BOT_NAME_LENGTH), server_default=text(f"'{DEFAULT_BOT}'"), sort_order=10
+    )
+    mode: Mapped[str] = mapped_column(
+        String(10), server_default=text(f"'{Mode.LIVE.value}'"), sort_order=10
+    )
+    run_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("backtest_runs.id", ondelete="CASCADE"), sort_order=10
+    )
 
 
 class OHLCVModel(_Row, Base):
@@ -108,23 +166,26 @@ class OHLCVModel(_Row, Base):
     trades_count: Mapped[int | None] = mapped_column(Integer)
 
 
-class TradeModel(_Row, Base):
+class TradeModel(_Scoped, _Row, Base):
     __tablename__ = "trades"
     __table_args__ = (
         CheckConstraint(one_of("side", Side), name="side"),
         CheckConstraint(one_of("action", TradeAction), name="action"),
+        *scope_rules(),
+        *unique_in_scope("trades", "trade_id", "trade_id"),
         Index("ix_trades_symbol_entry_time", "symbol", "entry_time"),
-        Index(
-            "ix_trades_exit_time",
-            "exit_time",
-            postgresql_where=text("exit_time IS NOT NULL"),
-            sqlite_where=text("exit_time IS NOT NULL"),
+        # a scope's closed trades by exit time: statistics, rollups, recent trades
+        _partial(
+            "ix_trades_scope_exit_time",
+            ("bot", "mode", "exit_time"),
+            "exit_time IS NOT NULL",
+            unique=False,
         ),
         Index("ix_trades_action", "action"),
         gin_index("ix_trades_decision_reasons", "decision_reasons"),
     )
 
-    trade_id: Mapped[str] = mapped_column(String(100), unique=True)
+    trade_id: Mapped[str] = mapped_column(String(100))
     symbol: Mapped[str] = mapped_column(String(20))
     exchange: Mapped[str] = mapped_column(String(50))
     side: Mapped[str] = mapped_column(String(10))
@@ -153,21 +214,21 @@ class TradeModel(_Row, Base):
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
 
-class PositionModel(_Row, Base):
+class PositionModel(_Scoped, _Row, Base):
     __tablename__ = "positions"
     __table_args__ = (
         CheckConstraint(one_of("side", Side), name="side"),
         CheckConstraint(one_of("status", PositionStatus), name="status"),
-        # One open position per (symbol, exchange, side): a partial unique index, so two racing
-        # writers cannot both open one. Also serves the open-positions lookups.
-        Index(
-            "uq_positions_open_symbol_exchange_side",
+        *scope_rules(),
+        # One open position per (scope, symbol, exchange, side): partial unique indexes, so two
+        # racing writers cannot both open one. They also serve the open-positions lookups.
+        *unique_in_scope(
+            "positions",
+            "open_symbol_exchange_side",
             "symbol",
             "exchange",
             "side",
-            unique=True,
-            postgresql_where=text("status = 'open'"),
-            sqlite_where=text("status = 'open'"),
+            where="status = 'open'",
         ),
     )
 
@@ -194,10 +255,12 @@ class PositionModel(_Row, Base):
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
 
-class LLMAnalysisLogModel(_Row, Base):
+class LLMAnalysisLogModel(_Scoped, _Row, Base):
     __tablename__ = "llm_analysis_log"
     __table_args__ = (
         CheckConstraint(one_of("status", LLMCallStatus), name="status"),
+        *scope_rules(),
+        run_index("llm_analysis_log"),
         Index("ix_llm_analysis_log_type_created_at", "analysis_type", "created_at"),
         Index("ix_llm_analysis_log_created_at", "created_at"),
         Index("ix_llm_analysis_log_status", "status"),
@@ -222,10 +285,12 @@ class LLMAnalysisLogModel(_Row, Base):
     execution_time_ms: Mapped[int | None] = mapped_column(Integer)
 
 
-class SystemEventModel(_Row, Base):
+class SystemEventModel(_Scoped, _Row, Base):
     __tablename__ = "system_events"
     __table_args__ = (
         CheckConstraint(one_of("severity", Severity), name="severity"),
+        *scope_rules(),
+        run_index("system_events"),
         Index("ix_system_events_type_created_at", "event_type", "created_at"),
         Index("ix_system_events_created_at", "created_at"),
         Index("ix_system_events_severity_created_at", "severity", "created_at"),
@@ -243,9 +308,12 @@ class SystemEventModel(_Row, Base):
     stack_trace: Mapped[str | None] = mapped_column(Text)
 
 
-class DailyPerformanceModel(_Row, Base):
+class DailyPerformanceModel(_Scoped, _Row, Base):
     __tablename__ = "daily_performance"
-    __table_args__ = (UniqueConstraint("date", "exchange"),)
+    __table_args__ = (
+        *scope_rules(),
+        *unique_in_scope("daily_performance", "date_exchange", "date", "exchange"),
+    )
 
     date: Mapped[date] = mapped_column(Date)
     exchange: Mapped[str] = mapped_column(String(50))
@@ -274,3 +342,69 @@ class DailyPerformanceModel(_Row, Base):
     updated_at: Mapped[datetime | None] = mapped_column(
         UTCDateTime, server_default=utcnow(), server_onupdate=FetchedValue()
     )
+
+
+class BacktestRunModel(_Row, Base):
+    """One backtest: what ran on which data, and how it did. Its journal rows (mode
+    ``backtest``) reference it and are deleted with it."""
+
+    __tablename__ = "backtest_runs"
+    __table_args__ = (
+        CheckConstraint(one_of("status", RunStatus), name="status"),
+        CheckConstraint("data_end >= data_start", name="data_window"),
+        Index("ix_backtest_runs_bot_strategy_started_at", "bot", "strategy", "started_at"),
+    )
+
+    bot: Mapped[str] = mapped_column(String(BOT_NAME_LENGTH))
+    strategy: Mapped[str] = mapped_column(String(100))
+    strategy_version: Mapped[str | None] = mapped_column(String(50))
+    timeframe: Mapped[str] = mapped_column(String(10))
+    data_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    data_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    config: Mapped[Any | None] = mapped_column(JSONDocument)
+    status: Mapped[str] = mapped_column(String(20), server_default=text("'running'"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=utcnow())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    summary: Mapped[Any | None] = mapped_column(JSONDocument)
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+
+class BotStateModel(_Scoped, _Row, Base):
+    """A bot's key-value state, one value per key and scope, stored as text with its type."""
+
+    __tablename__ = "bot_state"
+    __table_args__ = (
+        CheckConstraint(one_of("value_type", StateType), name="value_type"),
+        *scope_rules(),
+        *unique_in_scope("bot_state", "key", "key"),
+    )
+
+    key: Mapped[str] = mapped_column(String(100))
+    value_type: Mapped[str] = mapped_column(String(10))
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, server_default=utcnow(), server_onupdate=FetchedValue()
+    )
+
+
+class PairLockModel(_Scoped, _Row, Base):
+    """A pair a bot must not trade (on one side or both) until ``lock_end_time``."""
+
+    __tablename__ = "pair_locks"
+    __table_args__ = (
+        CheckConstraint(one_of("side", LockSide), name="side"),
+        CheckConstraint("lock_end_time > lock_time", name="lock_window"),
+        *scope_rules(),
+        run_index("pair_locks"),
+        # the active locks of a scope, by when they end
+        _partial(
+            "ix_pair_locks_scope_active", ("bot", "mode", "lock_end_time"), "active", unique=False
+        ),
+    )
+
+    symbol: Mapped[str] = mapped_column(String(20))
+    side: Mapped[str] = mapped_column(String(10), server_default=text("'*'"))
+    lock_time: Mapped[datetime] = mapped_column(UTCDateTime, server_default=utcnow())
+    lock_end_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))

@@ -25,6 +25,7 @@ from iftb.data.storage.models import (
     SystemEventModel,
     TradeModel,
 )
+from iftb.data.storage.scopes import SCOPE_COLUMNS
 from iftb.data.storage.timeframes import parse_timeframe
 from iftb.data.storage.validation import Rule, column_rules, positive, required_columns
 
@@ -86,9 +87,9 @@ def _field_names(cls: type) -> tuple[str, ...]:
 def _rules_for(model: Any, *, unchecked: tuple[str, ...] = (), **choices: Any) -> dict[str, Rule]:
     """The column rules, but for ``created_at`` (set by the database) and ``unchecked`` columns
     the record does not carry; ``id`` keeps its rule, as a record handed back to ``update``
-    must still hold an id that fits BIGINT."""
+    must still hold an id that fits BIGINT. A row's scope is checked by ``Scope``."""
     rules = column_rules(model, choices)
-    for name in ("created_at", *unchecked):
+    for name in ("created_at", *SCOPE_COLUMNS, *unchecked):
         rules.pop(name, None)
     return rules
 
@@ -206,6 +207,10 @@ class Trade(_Validated):
     llm_analysis: Any = None
     entry_time: datetime = field(default_factory=_now)
     exit_time: datetime | None = None
+    bot: str | None = None
+    mode: str | None = None
+    run_id: int | None = None
+    """The row's scope: set by the repository that stores it (its ``Scope``)."""
     id: int | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -257,6 +262,10 @@ class Position(_Validated):
     status: str = PositionStatus.OPEN
     trade_id: str | None = None
     entry_time: datetime = field(default_factory=_now)
+    bot: str | None = None
+    mode: str | None = None
+    run_id: int | None = None
+    """The row's scope: set by the repository that stores it (its ``Scope``)."""
     id: int | None = None
     created_at: datetime | None = None
     last_updated: datetime | None = None
@@ -292,6 +301,10 @@ class SystemEvent(_Validated):
     trade_id: str | None = None
     position_id: int | None = None
     stack_trace: str | None = None
+    bot: str | None = None
+    mode: str | None = None
+    run_id: int | None = None
+    """The row's scope: set by the repository that stores it (its ``Scope``)."""
     id: int | None = None
     created_at: datetime | None = None
 
@@ -319,6 +332,10 @@ class LLMAnalysisLog(_Validated):
     status: str = LLMCallStatus.SUCCESS
     error_message: str | None = None
     execution_time_ms: int | None = None
+    bot: str | None = None
+    mode: str | None = None
+    run_id: int | None = None
+    """The row's scope: set by the repository that stores it (its ``Scope``)."""
     id: int | None = None
     created_at: datetime | None = None
 
@@ -381,6 +398,10 @@ class DailyPerformance(_Validated):
     avg_trade_duration_minutes: int | None = None
     longest_winning_streak: int | None = None
     longest_losing_streak: int | None = None
+    bot: str | None = None
+    mode: str | None = None
+    run_id: int | None = None
+    """The row's scope: set by the repository that stores it (its ``Scope``)."""
     id: int | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None

@@ -4,16 +4,24 @@ events). Each takes the caller's AsyncSession; ``base`` holds what they share.""
 
 from iftb.data.storage.repositories.audit.llm_analysis_log import LLMAnalysisLogRepository
 from iftb.data.storage.repositories.audit.system_events import SystemEventRepository
+from iftb.data.storage.repositories.journal.backtest_runs import BacktestRunRepository
+from iftb.data.storage.repositories.journal.bot_state import BotStateRepository
 from iftb.data.storage.repositories.journal.daily_performance import DailyPerformanceRepository
+from iftb.data.storage.repositories.journal.pair_locks import PairLockRepository
 from iftb.data.storage.repositories.journal.positions import PositionRepository
+from iftb.data.storage.repositories.journal.scopes import ScopeRepository
 from iftb.data.storage.repositories.journal.trades import TradeRepository
 from iftb.data.storage.repositories.market.ohlcv import OHLCVRepository
 
 __all__ = [
+    "BacktestRunRepository",
+    "BotStateRepository",
     "DailyPerformanceRepository",
     "LLMAnalysisLogRepository",
     "OHLCVRepository",
+    "PairLockRepository",
     "PositionRepository",
+    "ScopeRepository",
     "SystemEventRepository",
     "TradeRepository",
 ]

@@ -75,9 +75,13 @@ class Repository:
     async def _insert_record(self, record: Any, model: type[DeclarativeBase]) -> int:
         """Validate a record, insert it, and return its database id."""
         record.validate()
-        statement = insert(model).values(record_values(record, model))
+        statement = insert(model).values(self._row_values(record, model))
         result = await self._write(statement.returning(model.__table__.c.id))
         return int(result.scalar_one())
+
+    def _row_values(self, record: Any, model: type[DeclarativeBase]) -> dict[str, Any]:
+        """The column values a new row of ``record`` gets (scoped repositories add the scope)."""
+        return record_values(record, model)
 
     async def _purge(self, model: type[DeclarativeBase], older_than: datetime) -> int:
         """Delete the rows created before ``older_than`` (retention); returns how many went."""
@@ -118,14 +122,19 @@ class Repository:
         return dialect_insert(model)
 
     def _upsert(
-        self, model: type[DeclarativeBase], values: Mapping[str, Any], key: Iterable[str]
+        self,
+        model: type[DeclarativeBase],
+        values: Mapping[str, Any],
+        key: Iterable[str],
+        where: ColumnElement[bool] | None = None,
     ) -> Executable:
-        """One native ``INSERT ... ON CONFLICT (key) DO UPDATE`` returning the stored row."""
+        """One native ``INSERT ... ON CONFLICT (key) DO UPDATE`` returning the stored row;
+        ``where`` names the partial unique index the key belongs to."""
         key_columns = list(key)
         statement = self._insert(model).values(dict(values))
         updates = {name: statement.excluded[name] for name in values if name not in key_columns}
         upsert: Executable = statement.on_conflict_do_update(
-            index_elements=key_columns, set_=updates
+            index_elements=key_columns, index_where=where, set_=updates
         ).returning(*model.__table__.columns)
         return upsert
 

@@ -18,7 +18,8 @@ from iftb.data.storage.enums import LLMCallStatus
 from iftb.data.storage.errors import ValidationError
 from iftb.data.storage.models import LLMAnalysisLogModel
 from iftb.data.storage.records import LLMAnalysisLog, LLMUsage
-from iftb.data.storage.repositories.base import Repository, all_records, checked_limit
+from iftb.data.storage.repositories.base import all_records, checked_limit
+from iftb.data.storage.repositories.journal.scoped import ScopedRepository
 from iftb.data.storage.sql_functions import dec_sum
 from iftb.data.storage.validation import choice_rule, days_ago
 from iftb.utils.redaction import redact
@@ -31,7 +32,7 @@ _GROUPS = {
 _status = choice_rule("status", LLMCallStatus)
 
 
-class LLMAnalysisLogRepository(Repository):
+class LLMAnalysisLogRepository(ScopedRepository):
     """Every LLM call: tokens, cost, latency and outcome."""
 
     async def log(self, entry: LLMAnalysisLog) -> int:
@@ -50,7 +51,7 @@ class LLMAnalysisLogRepository(Repository):
         status: str | None = None,
     ) -> list[LLMAnalysisLog]:
         """The latest calls, newest first, optionally filtered."""
-        statement = select(*_COLUMNS)
+        statement = select(*_COLUMNS).where(self._in_scope(LLMAnalysisLogModel))
         if analysis_type is not None:
             statement = statement.where(LLMAnalysisLogModel.analysis_type == analysis_type)
         if symbol is not None:
@@ -71,7 +72,9 @@ class LLMAnalysisLogRepository(Repository):
             raise ValidationError(
                 f"group_by: {group_by!r} is not one of model_name, analysis_type", field="group_by"
             )
-        window = LLMAnalysisLogModel.created_at >= days_ago(days)
+        window = self._in_scope(LLMAnalysisLogModel) & (
+            LLMAnalysisLogModel.created_at >= days_ago(days)
+        )
         group = _GROUPS[group_by]
         totals = {row.group: row for row in await self._execute(_totals(group, window))}
         p95 = {row.group: row.latency for row in await self._execute(_p95(group, window))}
@@ -93,7 +96,8 @@ class LLMAnalysisLogRepository(Repository):
         ]
 
     async def purge(self, older_than: datetime) -> int:
-        """Delete calls logged before ``older_than``; returns how many went."""
+        """Delete calls logged before ``older_than``, in every scope (retention is the
+        operator's, not a bot's); returns how many went."""
         return await self._purge(LLMAnalysisLogModel, older_than)
 
 

@@ -17,7 +17,9 @@ from iftb.data.storage.enums import Severity
 from iftb.data.storage.errors import ValidationError, translated_errors
 from iftb.data.storage.models import SystemEventModel
 from iftb.data.storage.records import SystemEvent
-from iftb.data.storage.repositories.base import Repository, all_records, checked_limit
+from iftb.data.storage.repositories.base import all_records, checked_limit
+from iftb.data.storage.repositories.journal.scoped import ScopedRepository
+from iftb.data.storage.scopes import SCOPE_COLUMNS
 from iftb.data.storage.validation import aware_utc, choice_rule
 from iftb.utils.redaction import redact_data
 
@@ -25,8 +27,8 @@ _COLUMNS = SystemEventModel.__table__.columns
 _severity = choice_rule("severity", Severity)
 
 
-class SystemEventRepository(Repository):
-    """System events, newest first."""
+class SystemEventRepository(ScopedRepository):
+    """A scope's system events, newest first."""
 
     async def log_event(
         self,
@@ -71,7 +73,7 @@ class SystemEventRepository(Repository):
                 raise exc.at_index(index) from exc.__cause__
         now = datetime.now(UTC)
         rows = [
-            _event_values(_redacted(event))
+            self._claim(event, _event_values(_redacted(event)))
             | {
                 "created_at": now
                 if event.created_at is None
@@ -92,7 +94,7 @@ class SystemEventRepository(Repository):
         since: datetime | None = None,
     ) -> list[SystemEvent]:
         """The latest events, newest first, optionally of one severity, type, or since a time."""
-        statement = select(*_COLUMNS)
+        statement = select(*_COLUMNS).where(self._in_scope(SystemEventModel))
         if severity is not None:
             statement = statement.where(SystemEventModel.severity == _severity(severity).value)
         if event_type is not None:
@@ -106,8 +108,10 @@ class SystemEventRepository(Repository):
 
     async def count_by_severity(self, since: datetime | None = None) -> dict[str, int]:
         """How many events of each severity (all five present, zero when none)."""
-        statement = select(SystemEventModel.severity, func.count().label("events")).group_by(
-            SystemEventModel.severity
+        statement = (
+            select(SystemEventModel.severity, func.count().label("events"))
+            .where(self._in_scope(SystemEventModel))
+            .group_by(SystemEventModel.severity)
         )
         if since is not None:
             statement = statement.where(SystemEventModel.created_at >= aware_utc("since", since))
@@ -117,7 +121,8 @@ class SystemEventRepository(Repository):
         return counts
 
     async def purge(self, older_than: datetime) -> int:
-        """Delete events created before ``older_than``; returns how many went."""
+        """Delete events created before ``older_than``, in every scope (retention is the
+        operator's, not a bot's); returns how many went."""
         return await self._purge(SystemEventModel, older_than)
 
 
@@ -135,5 +140,5 @@ def _event_values(event: SystemEvent) -> dict[str, Any]:
     return {
         name: getattr(event, name)
         for name in _COLUMNS.keys()  # noqa: SIM118 - a column collection, not a dict
-        if name not in ("id", "created_at")
+        if name not in ("id", "created_at", *SCOPE_COLUMNS)
     }

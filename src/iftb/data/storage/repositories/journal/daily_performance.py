@@ -1,4 +1,5 @@
-"""DailyPerformanceRepository: one row per (date, exchange), the rollup job, the equity curve.
+"""DailyPerformanceRepository: one row per (scope, date, exchange), the rollup job, the equity
+curve.
 
 ``rollup`` derives a day's row from the trades closed that day with the same SQL as
 ``TradeRepository.get_statistics`` and stores it with one native upsert, so running it twice
@@ -17,13 +18,8 @@ from sqlalchemy import select
 from iftb.data.storage.errors import ValidationError
 from iftb.data.storage.models import DailyPerformanceModel, Percent, TradeModel
 from iftb.data.storage.records import DailyPerformance
-from iftb.data.storage.repositories.base import (
-    Repository,
-    all_records,
-    one_or_none,
-    record_values,
-    touched,
-)
+from iftb.data.storage.repositories.base import all_records, one_or_none, touched
+from iftb.data.storage.repositories.journal.scoped import ScopedRepository
 from iftb.data.storage.repositories.journal.trade_statistics import (
     notional_totals,
     rounded_whole,
@@ -41,20 +37,21 @@ _CENT = Decimal("0.01")
 log = get_logger(__name__)
 
 
-class DailyPerformanceRepository(Repository):
-    """Daily trading results per exchange."""
+class DailyPerformanceRepository(ScopedRepository):
+    """A scope's daily trading results per exchange."""
 
     async def upsert(self, record: DailyPerformance) -> DailyPerformance:
-        """Store the day's row, replacing the one already stored for (date, exchange)."""
+        """Store the day's row, replacing the one stored for (date, exchange) in this scope."""
         record.validate()
-        values = record_values(record, DailyPerformanceModel) | touched(DailyPerformanceModel)
-        statement = self._upsert(DailyPerformanceModel, values, _KEY)
+        values = self._row_values(record, DailyPerformanceModel) | touched(DailyPerformanceModel)
+        statement = self._scoped_upsert(DailyPerformanceModel, values, _KEY)
         stored = one_or_none(DailyPerformance, await self._write(statement))
         assert stored is not None
         return stored
 
     async def get(self, day: date, exchange: str = "binance") -> DailyPerformance | None:
         statement = select(*_COLUMNS).where(
+            self._in_scope(DailyPerformanceModel),
             DailyPerformanceModel.date == date_rule("date")(day),
             DailyPerformanceModel.exchange == exchange,
         )
@@ -67,6 +64,7 @@ class DailyPerformanceRepository(Repository):
         statement = (
             select(*_COLUMNS)
             .where(
+                self._in_scope(DailyPerformanceModel),
                 DailyPerformanceModel.date.between(
                     date_rule("start")(start), date_rule("end")(end)
                 ),
@@ -136,7 +134,11 @@ class DailyPerformanceRepository(Repository):
         """The stored days from ``day`` on, oldest first."""
         statement = (
             select(*_COLUMNS)
-            .where(DailyPerformanceModel.date >= day, DailyPerformanceModel.exchange == exchange)
+            .where(
+                self._in_scope(DailyPerformanceModel),
+                DailyPerformanceModel.date >= day,
+                DailyPerformanceModel.exchange == exchange,
+            )
             .order_by(DailyPerformanceModel.date)
         )
         return all_records(DailyPerformance, await self._execute(statement))
@@ -144,13 +146,14 @@ class DailyPerformanceRepository(Repository):
     async def _roll(self, day: date, exchange: str, starting_balance: Decimal) -> DailyPerformance:
         """Compute and upsert one day's row from a known starting balance."""
         opens = datetime.combine(day, time(), tzinfo=UTC)
-        scope = (
-            (TradeModel.exchange == exchange)
+        trades = (
+            self._in_scope(TradeModel)
+            & (TradeModel.exchange == exchange)
             & (TradeModel.exit_time >= opens)
             & (TradeModel.exit_time < opens + timedelta(days=1))
         )
-        stats, peak = await statistics_and_peak(self._session, scope, starting_balance)
-        sizes = await notional_totals(self._session, scope)
+        stats, peak = await statistics_and_peak(self._session, trades, starting_balance)
+        sizes = await notional_totals(self._session, trades)
         ending = starting_balance + stats.net_pnl
         row = DailyPerformance(
             date=day,

@@ -18,31 +18,35 @@ from iftb.data.storage.models import PositionModel
 from iftb.data.storage.records import Position
 from iftb.data.storage.repositories.base import (
     GENERATED_COLUMNS,
-    Repository,
     all_records,
     one_or_none,
-    record_values,
     touched,
 )
+from iftb.data.storage.repositories.journal.scoped import ScopedRepository
+from iftb.data.storage.scopes import SCOPE_COLUMNS
 from iftb.data.storage.sql_functions import dec_div, dec_mul, dec_round, dec_sub, dec_within
 from iftb.data.storage.types import ExactNumeric
 from iftb.data.storage.validation import checked_id, choice_rule, decimal_rule
 
 _COLUMNS = PositionModel.__table__.columns
-_WRITABLE = [name for name in _COLUMNS.keys() if name not in GENERATED_COLUMNS]  # noqa: SIM118
+_WRITABLE = [
+    name
+    for name in _COLUMNS.keys()  # noqa: SIM118 - a column collection, not a dict
+    if name not in GENERATED_COLUMNS and name not in SCOPE_COLUMNS
+]
 _PRICE = decimal_rule("price", 20, 8)
 _IS_OPEN = PositionModel.status == PositionStatus.OPEN.value
 _NEXT_VERSION = {"version": PositionModel.version + 1}
 
 
-class PositionRepository(Repository):
-    """Positions of the bot."""
+class PositionRepository(ScopedRepository):
+    """A scope's positions."""
 
     async def get_open_positions(self, exchange: str = "binance") -> list[Position]:
         """Every open position on ``exchange``, oldest first."""
         statement = (
             select(*_COLUMNS)
-            .where(_IS_OPEN, PositionModel.exchange == exchange)
+            .where(self._in_scope(PositionModel), _IS_OPEN, PositionModel.exchange == exchange)
             .order_by(PositionModel.entry_time, PositionModel.id)
         )
         return all_records(Position, await self._execute(statement))
@@ -51,7 +55,12 @@ class PositionRepository(Repository):
         self, symbol: str, exchange: str = "binance", side: str | None = None
     ) -> Position | None:
         """The open position on ``symbol``; with both sides open, ``side`` must say which."""
-        conditions = [_IS_OPEN, PositionModel.symbol == symbol, PositionModel.exchange == exchange]
+        conditions = [
+            self._in_scope(PositionModel),
+            _IS_OPEN,
+            PositionModel.symbol == symbol,
+            PositionModel.exchange == exchange,
+        ]
         if side is not None:
             conditions.append(PositionModel.side == choice_rule("side", Side)(side).value)
         found = all_records(Position, await self._execute(select(*_COLUMNS).where(*conditions)))
@@ -72,12 +81,15 @@ class PositionRepository(Repository):
         """
         position.validate()
         if position.id is None:
-            statement = insert(PositionModel).values(record_values(position, PositionModel))
+            statement = insert(PositionModel).values(self._row_values(position, PositionModel))
             stored = one_or_none(Position, await self._write(statement.returning(*_COLUMNS)))
             assert stored is not None
             return stored
+        self._claim(position, {})
         values = {name: getattr(position, name) for name in _WRITABLE}
-        updated = await self._update_if_current(PositionModel, Position, position, values, _IS_OPEN)
+        updated = await self._update_if_current(
+            PositionModel, Position, position, values, _IS_OPEN, self._in_scope(PositionModel)
+        )
         if updated is None:
             raise await self._refusal(position.id, position.version)
         return updated
@@ -97,7 +109,11 @@ class PositionRepository(Repository):
             values |= _marked_values(_PRICE(exit_price))
         statement = (
             update(PositionModel)
-            .where(PositionModel.id == checked_id("position_id", position_id), _IS_OPEN)
+            .where(
+                PositionModel.id == checked_id("position_id", position_id),
+                self._in_scope(PositionModel),
+                _IS_OPEN,
+            )
             .values(values)
             .returning(*_COLUMNS)
         )
@@ -114,7 +130,12 @@ class PositionRepository(Repository):
         """
         statement = (
             update(PositionModel)
-            .where(_IS_OPEN, PositionModel.symbol == symbol, PositionModel.exchange == exchange)
+            .where(
+                self._in_scope(PositionModel),
+                _IS_OPEN,
+                PositionModel.symbol == symbol,
+                PositionModel.exchange == exchange,
+            )
             .values(_marked_values(_PRICE(price)) | _NEXT_VERSION | touched(PositionModel))
         )
         result = await self._write(statement)
@@ -124,12 +145,12 @@ class PositionRepository(Repository):
         """Why a conditional write to position ``position_id`` changed nothing."""
         found = await self._execute(
             select(PositionModel.status, PositionModel.version).where(
-                PositionModel.id == position_id
+                PositionModel.id == position_id, self._in_scope(PositionModel)
             )
         )
         row = found.one_or_none()
         if row is None:
-            return NotFoundError(f"no position with id {position_id}")
+            return NotFoundError(f"no position with id {position_id} in scope {self.scope}")
         if row.status != PositionStatus.OPEN:
             return ConflictError(
                 f"position {position_id} is already {row.status}; a closed position is final"

@@ -20,16 +20,17 @@ from iftb.data.storage.models import Percent, TradeModel
 from iftb.data.storage.records import Trade, TradeStatistics
 from iftb.data.storage.repositories.base import (
     GENERATED_COLUMNS,
-    Repository,
     all_records,
     checked_limit,
     one_or_none,
 )
+from iftb.data.storage.repositories.journal.scoped import ScopedRepository
 from iftb.data.storage.repositories.journal.trade_statistics import trade_statistics
+from iftb.data.storage.scopes import SCOPE_COLUMNS
 from iftb.data.storage.validation import checked_id, days_ago, to_decimal
 from iftb.utils import get_logger
 
-_UPDATABLE = frozenset(TradeModel.__table__.columns.keys()) - GENERATED_COLUMNS
+_UPDATABLE = frozenset(TradeModel.__table__.columns.keys()) - GENERATED_COLUMNS - set(SCOPE_COLUMNS)
 _CLOSING = ("action", "exit_price", "exit_time", "fee", "realized_pnl", "realized_pnl_pct")
 _IS_OPEN = TradeModel.action == TradeAction.OPEN.value
 _MONEY = Decimal("1e-8")
@@ -37,11 +38,12 @@ _PERCENT = Decimal("1e-4")
 log = get_logger(__name__)
 
 
-class TradeRepository(Repository):
-    """Trades, one row each, updated from open to close."""
+class TradeRepository(ScopedRepository):
+    """A scope's trades, one row each, updated from open to close."""
 
     async def insert(self, trade: Trade) -> int:
-        """Store a new trade; returns its database id. A reused ``trade_id`` is a DuplicateError."""
+        """Store a new trade; returns its database id. A ``trade_id`` already used in this scope
+        is a DuplicateError."""
         return await self._insert_record(trade, TradeModel)
 
     async def update(
@@ -60,7 +62,7 @@ class TradeRepository(Repository):
             raise ValidationError(f"{unknown[0]}: not an updatable trade column", field=unknown[0])
         current = await self.get_by_id(checked_id("trade_id", trade_id))
         if current is None:
-            raise NotFoundError(f"no trade with id {trade_id}")
+            raise NotFoundError(f"no trade with id {trade_id} in scope {self.scope}")
         if expected_version is not None and expected_version != current.version:
             raise _changed(current, expected_version)
         if current.is_closed and fields.get("action", current.action) == TradeAction.OPEN:
@@ -75,16 +77,16 @@ class TradeRepository(Repository):
         return stored
 
     async def get_by_id(self, id: int) -> Trade | None:
-        statement = _select().where(TradeModel.id == checked_id("id", id))
+        statement = self._select().where(TradeModel.id == checked_id("id", id))
         return one_or_none(Trade, await self._execute(statement))
 
     async def get_by_trade_id(self, trade_id: str) -> Trade | None:
-        statement = _select().where(TradeModel.trade_id == trade_id)
+        statement = self._select().where(TradeModel.trade_id == trade_id)
         return one_or_none(Trade, await self._execute(statement))
 
     async def get_recent(self, limit: int = 100) -> list[Trade]:
         """The most recently entered trades, newest first."""
-        statement = _select().order_by(TradeModel.entry_time.desc(), TradeModel.id.desc())
+        statement = self._select().order_by(TradeModel.entry_time.desc(), TradeModel.id.desc())
         return all_records(Trade, await self._execute(statement.limit(checked_limit(limit))))
 
     async def get_by_symbol(
@@ -92,7 +94,7 @@ class TradeRepository(Repository):
     ) -> list[Trade]:
         """A symbol's trades on one exchange, newest first."""
         statement = (
-            _select()
+            self._select()
             .where(TradeModel.symbol == symbol, TradeModel.exchange == exchange)
             .order_by(TradeModel.entry_time.desc(), TradeModel.id.desc())
             .limit(checked_limit(limit))
@@ -118,7 +120,7 @@ class TradeRepository(Repository):
             )
         trade = await self.get_by_trade_id(trade_id)
         if trade is None:
-            raise NotFoundError(f"no trade with trade_id {trade_id!r}")
+            raise NotFoundError(f"no trade with trade_id {trade_id!r} in scope {self.scope}")
         if trade.is_closed:
             raise ConflictError(f"trade {trade_id!r} is already {trade.action}")
         exit_price = to_decimal("exit_price", exit_price)
@@ -153,10 +155,14 @@ class TradeRepository(Repository):
     ) -> TradeStatistics:
         """Statistics of the trades closed (or liquidated) in the last ``days`` days."""
         since = days_ago(days)
-        scope = (TradeModel.exchange == exchange) & (TradeModel.exit_time >= since)
+        trades = self._in_scope(TradeModel) & (TradeModel.exchange == exchange)
+        trades &= TradeModel.exit_time >= since
         if symbol is not None:
-            scope &= TradeModel.symbol == symbol
-        return await trade_statistics(self._session, scope, starting_balance)
+            trades &= TradeModel.symbol == symbol
+        return await trade_statistics(self._session, trades, starting_balance)
+
+    def _select(self) -> Any:
+        return select(*TradeModel.__table__.columns).where(self._in_scope(TradeModel))
 
 
 def realized_pnl(
@@ -188,7 +194,3 @@ def _changed(trade: Trade, version: int | None, latest: Trade | None = None) -> 
         f"trade {trade.trade_id!r} changed since it was read (version {version}); "
         "read it again and retry; nothing was written"
     )
-
-
-def _select() -> Any:
-    return select(*TradeModel.__table__.columns)

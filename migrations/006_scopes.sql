@@ -196,5 +196,20 @@ END $$;
 
 REVOKE EXECUTE ON FUNCTION public.iftb_delete_backtest_run(bigint) FROM PUBLIC;
 
+-- A bot's state is not history: whoever may write the journal may also forget a key of it.
+DO $$
+DECLARE
+    grantee text;
+BEGIN
+    FOR grantee IN
+        SELECT DISTINCT a.grantee::pg_catalog.regrole::text
+        FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid = 'public.trades'::pg_catalog.regclass
+          AND a.privilege_type = 'INSERT' AND a.grantee NOT IN (0, c.relowner)
+    LOOP
+        EXECUTE pg_catalog.format('GRANT DELETE ON public.bot_state TO %s', grantee);
+    END LOOP;
+END $$;
+
 COMMIT;
 

@@ -1,18 +1,20 @@
 """``demo``: the storage layer on real candles, in under a minute, on the embedded default.
 
 Migrates, imports the candle file that ships with the package, records a small scripted trading
-session on those candles (trades, positions, events, LLM calls), rolls up daily performance, and
-prints coverage, gaps, statistics and LLM usage. Running it again re-imports idempotently and
-leaves the recorded session as it is.
+session on those candles (trades, positions, events, LLM calls) in the default live scope, the
+same schedule as a paper session of bot ``demo`` (simulated fills with slippage) and a backtest
+run of that bot (its trades written in one bulk call), rolls up daily performance, and prints
+coverage, gaps, statistics, LLM usage and live vs paper vs backtest side by side. Running it again
+re-imports idempotently and leaves the recorded sessions and run as they are.
 """
 
 from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from importlib.resources import as_file, files
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.rule import Rule
@@ -22,8 +24,11 @@ from iftb.commands.audit import usage_table
 from iftb.commands.candles import coverage_table, gaps_table
 from iftb.commands.common import DatabaseUrl, console, open_database, run
 from iftb.commands.journal import statistics_table
+from iftb.commands.scopes import comparison_table
 from iftb.data.candle_import import ImportSummary, import_candle_file
 from iftb.data.storage import (
+    DEFAULT_SCOPE,
+    BacktestRunRepository,
     DailyPerformanceRepository,
     DatabaseManager,
     LLMAnalysisLog,
@@ -32,6 +37,8 @@ from iftb.data.storage import (
     OHLCVRepository,
     Position,
     PositionRepository,
+    Scope,
+    ScopeRepository,
     SystemEventRepository,
     Trade,
     TradeRepository,
@@ -47,6 +54,12 @@ HOLD_CANDLES = 12  # each demo trade is held for half a day
 LEVERAGE = Decimal(3)
 QUANTITY = Decimal("0.05")
 FEE_RATE = Decimal("0.0004")  # a typical futures taker fee
+CENTS = Decimal("0.00000001")
+DEMO_BOT = "demo"
+PAPER = Scope(DEMO_BOT, "paper")
+SLIPPAGE_BP = 3  # paper fills: up to 3 basis points off the close, against the trade
+STRATEGY = "momentum-24h"
+LOOKBACK, EVERY = 24, 12  # backtest: trade every 12 candles in the direction of the last 24
 
 
 @app.command()
@@ -66,12 +79,20 @@ def demo(
                 f"imported {SAMPLE_FILE}: {summary.rows:,} rows, {summary.inserted:,} new, "
                 f"{summary.updated:,} already stored, {summary.rows_per_second:,.0f} rows/s"
             )
-            recorded = await _record_session(manager, days)
+            bars = await _session_bars(manager, days)
+            recorded = await _record_session(manager, bars)
             console.print(
                 f"trading session: {recorded} trades recorded"
                 if recorded
                 else "trading session: already recorded by an earlier run"
             )
+            recorded = await _record_paper(manager, bars)
+            console.print(
+                f"paper session ({PAPER}): {recorded} trades recorded"
+                if recorded
+                else f"paper session ({PAPER}): already recorded by an earlier run"
+            )
+            console.print(await _record_backtest(manager, bars))
             await _report(manager, days)
 
     run(work)
@@ -82,21 +103,31 @@ async def _import_sample(manager: DatabaseManager) -> ImportSummary:
         return await import_candle_file(manager, path, SYMBOL, TIMEFRAME, EXCHANGE)
 
 
-async def _record_session(manager: DatabaseManager, days: int) -> int:
-    """A deterministic session over the last ``days`` days of the sample: a trade every day,
-    alternating long and short, each held for ``HOLD_CANDLES`` candles."""
-    async with manager.get_session() as session:
+async def _session_bars(manager: DatabaseManager, days: int) -> list[OHLCVBar]:
+    """The last ``days`` days of the sample, which every session of the demo trades on."""
+    async with manager.get_session(read_only=True) as session:
         ohlcv = OHLCVRepository(session)
         last = await ohlcv.get_last_timestamp(SYMBOL, TIMEFRAME, EXCHANGE)
         assert last is not None, "the sample import stored no candles"
-        bars = await ohlcv.get_range(SYMBOL, TIMEFRAME, last - timedelta(days=days), last, EXCHANGE)
+        return await ohlcv.get_range(SYMBOL, TIMEFRAME, last - timedelta(days=days), last, EXCHANGE)
+
+
+def _schedule(bars: list[OHLCVBar]) -> list[tuple[int, str]]:
+    """The scripted sessions' trades: one a day, alternating long and short, each held for
+    ``HOLD_CANDLES`` candles (index of the entry bar, side)."""
+    starts = range(0, len(bars) - HOLD_CANDLES, 24)
+    return [(index, "long" if number % 2 == 0 else "short") for number, index in enumerate(starts)]
+
+
+async def _record_session(manager: DatabaseManager, bars: list[OHLCVBar]) -> int:
+    """The live session, in the default scope, with positions, events and LLM calls."""
+    async with manager.get_session() as session:
         if await TradeRepository(session).get_by_trade_id(_trade_id(bars[0])) is not None:
             return 0
     rng = random.Random(7)
     recorded = 0
-    for index in range(0, len(bars) - HOLD_CANDLES, 24):
+    for index, side in _schedule(bars):
         entry, exit_ = bars[index], bars[index + HOLD_CANDLES]
-        side = "long" if recorded % 2 == 0 else "short"
         async with manager.get_session() as session:
             await _open(session, entry, side, rng)
         async with manager.get_session() as session:
@@ -110,6 +141,109 @@ async def _record_session(manager: DatabaseManager, days: int) -> int:
             balance = (await daily.rollup(day, EXCHANGE, balance)).ending_balance or balance
             day += timedelta(days=1)
     return recorded
+
+
+async def _record_paper(manager: DatabaseManager, bars: list[OHLCVBar]) -> int:
+    """The live session's schedule as bot ``demo`` trades it on paper: fills a few basis points
+    off the close (seeded), in one unit of work of the paper scope; its state kept there."""
+    paper = manager.scope(PAPER.bot, PAPER.mode)
+    async with paper.session() as journal:
+        if await journal.trades.get_by_trade_id(_trade_id(bars[0])) is not None:
+            return 0
+        rng = random.Random(11)
+        for index, side in _schedule(bars):
+            entry, exit_ = bars[index], bars[index + HOLD_CANDLES]
+            entry_price = _slipped(entry.close, side, rng, entering=True)
+            exit_price = _slipped(exit_.close, side, rng, entering=False)
+            await journal.trades.insert(_trade(_trade_id(entry), side, entry, entry_price))
+            await journal.trades.close_trade(
+                _trade_id(entry), exit_price, exit_.timestamp, fee=_fee(exit_price)
+            )
+        statistics = await journal.trades.get_statistics(
+            10**5, EXCHANGE, starting_balance=STARTING_BALANCE
+        )
+        await journal.state.set("balance", STARTING_BALANCE + statistics.net_pnl)
+        await journal.state.set("trades", statistics.total_trades)
+        await journal.state.set("last_candle", bars[-1].timestamp)
+        await journal.state.set("strategy", {"name": "scripted", "hold": HOLD_CANDLES})
+        return statistics.total_trades
+
+
+async def _record_backtest(manager: DatabaseManager, bars: list[OHLCVBar]) -> str:
+    """A backtest run of bot ``demo`` on the same candles: started, its trades written in one
+    bulk call, finished (its statistics stored), all in one unit of work."""
+    async with manager.get_session() as session:
+        runs = BacktestRunRepository(session)
+        done = await runs.latest(DEMO_BOT, STRATEGY)
+        if done is not None:
+            return f"backtest run {done.id} ({done.scope}): already recorded by an earlier run"
+        started = await runs.start(
+            DEMO_BOT,
+            STRATEGY,
+            strategy_version="1",
+            timeframe=TIMEFRAME,
+            data_start=bars[0].timestamp,
+            data_end=bars[-1].timestamp,
+            config={"lookback": LOOKBACK, "every": EVERY, "hold": HOLD_CANDLES},
+        )
+        trades = [
+            _backtest_trade(bars, index)
+            for index in range(LOOKBACK, len(bars) - HOLD_CANDLES, EVERY)
+        ]
+        recorded = await runs.record_trades(started.id, trades)
+        await runs.finish(started.id, starting_balance=STARTING_BALANCE)
+    return f"backtest run {started.id} ({started.scope}): {recorded} trades recorded in one write"
+
+
+def _backtest_trade(bars: list[OHLCVBar], index: int) -> Trade:
+    """A closed trade in the direction of the last ``LOOKBACK`` candles, with its PnL."""
+    entry, exit_ = bars[index], bars[index + HOLD_CANDLES]
+    side = "long" if entry.close >= bars[index - LOOKBACK].close else "short"
+    fees = _fee(entry.close) + _fee(exit_.close)
+    move = (exit_.close - entry.close) * (1 if side == "long" else -1)
+    pnl = (move * QUANTITY - fees).quantize(CENTS, rounding=ROUND_HALF_UP)
+    margin = entry.close * QUANTITY / LEVERAGE
+    return _trade(
+        f"bt-{entry.timestamp:%Y%m%dT%H%M}",
+        side,
+        entry,
+        entry.close,
+        action="close",
+        exit_price=exit_.close,
+        exit_time=exit_.timestamp,
+        fee=fees,
+        realized_pnl=pnl,
+        realized_pnl_pct=(pnl / margin * 100).quantize(Decimal("0.0001")),
+    )
+
+
+def _trade(trade_id: str, side: str, bar: OHLCVBar, price: Decimal, **fields: Any) -> Trade:
+    """A demo trade entered at ``price`` on ``bar`` (open, with its entry fee, unless
+    ``fields`` say otherwise)."""
+    values: dict[str, Any] = {
+        "trade_id": trade_id,
+        "symbol": SYMBOL,
+        "exchange": EXCHANGE,
+        "side": side,
+        "action": "open",
+        "entry_price": price,
+        "quantity": QUANTITY,
+        "leverage": LEVERAGE,
+        "entry_time": bar.timestamp,
+        "fee": _fee(price),
+    }
+    return Trade(**(values | fields))
+
+
+def _slipped(price: Decimal, side: str, rng: random.Random, *, entering: bool) -> Decimal:
+    """A paper fill: up to ``SLIPPAGE_BP`` basis points worse than ``price``."""
+    worse = Decimal(rng.randint(0, SLIPPAGE_BP)) / 10_000
+    buying = (side == "long") == entering
+    return (price * (1 + worse if buying else 1 - worse)).quantize(CENTS)
+
+
+def _fee(price: Decimal) -> Decimal:
+    return (price * QUANTITY * FEE_RATE).quantize(CENTS)
 
 
 async def _open(session: AsyncSession, bar: OHLCVBar, side: str, rng: random.Random) -> None:
@@ -132,17 +266,11 @@ async def _open(session: AsyncSession, bar: OHLCVBar, side: str, rng: random.Ran
         )
     )
     await TradeRepository(session).insert(
-        Trade(
-            trade_id=_trade_id(bar),
-            symbol=SYMBOL,
-            exchange=EXCHANGE,
-            side=side,
-            action="open",
-            entry_price=bar.close,
-            quantity=QUANTITY,
-            leverage=LEVERAGE,
-            entry_time=bar.timestamp,
-            fee=(bar.close * QUANTITY * FEE_RATE).quantize(Decimal("0.00000001")),
+        _trade(
+            _trade_id(bar),
+            side,
+            bar,
+            bar.close,
             signal_score=Decimal(f"0.{rng.randint(5500, 9000)}"),
         )
     )
@@ -154,7 +282,7 @@ async def _open(session: AsyncSession, bar: OHLCVBar, side: str, rng: random.Ran
             entry_price=bar.close,
             quantity=QUANTITY,
             leverage=LEVERAGE,
-            margin=(bar.close * QUANTITY / LEVERAGE).quantize(Decimal("0.00000001")),
+            margin=(bar.close * QUANTITY / LEVERAGE).quantize(CENTS),
             entry_time=bar.timestamp,
             trade_id=_trade_id(bar),
         )
@@ -178,7 +306,7 @@ async def _close(
     [position] = await positions.get_open_positions(EXCHANGE)
     assert position.id is not None
     await positions.close_position(position.id, exit_price=exit_.close)
-    fee = (exit_.close * QUANTITY * FEE_RATE).quantize(Decimal("0.00000001"))
+    fee = _fee(exit_.close)
     trade = await TradeRepository(session).close_trade(
         _trade_id(entry), exit_.close, exit_.timestamp, fee=fee
     )
@@ -206,11 +334,17 @@ async def _report(manager: DatabaseManager, days: int) -> None:
         )
         usage = await LLMAnalysisLogRepository(session).get_usage_summary(days=window)
         counts = await SystemEventRepository(session).count_by_severity()
+        backtest = await BacktestRunRepository(session).latest(DEMO_BOT, STRATEGY)
+        scopes = [DEFAULT_SCOPE, PAPER, *([backtest.scope] if backtest else [])]
+        compared = await ScopeRepository(session).compare(
+            scopes, exchange=EXCHANGE, starting_balance=STARTING_BALANCE
+        )
     console.print(coverage_table(coverage))
     console.print(gaps_table(gaps[:10], f"gaps in {SYMBOL} {TIMEFRAME} (the first 10)"))
     console.print(statistics_table(statistics, "statistics of the scripted session"))
     console.print(usage_table(usage, "model", "LLM usage of the scripted session"))
     console.print("system events: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    console.print(comparison_table(compared, "live vs paper vs backtest (all time, coinbase)"))
 
 
 def _trade_id(bar: OHLCVBar) -> str:

@@ -13,12 +13,13 @@ from typing import Any
 
 from iftb.data.storage.enums import Mode
 from iftb.data.storage.errors import ValidationError
-from iftb.data.storage.validation import checked_id, choice_rule
+from iftb.data.storage.validation import BIGINT_MAX, choice_rule, integer_rule
 
 BOT_NAME_LENGTH = 50
 DEFAULT_BOT = "default"
 SCOPE_COLUMNS = ("bot", "mode", "run_id")
 _mode = choice_rule("mode", Mode)
+_run_id = integer_rule("run_id", 1, BIGINT_MAX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,7 @@ class Scope:
                     "BacktestRunRepository.start() and use its id",
                     field="run_id",
                 )
-            checked_id("run_id", self.run_id)
+            _run_id(self.run_id)
         elif self.run_id is not None:
             raise ValidationError(
                 f"run_id: only backtest scopes have a run ({self.mode} has none)", field="run_id"

@@ -14,7 +14,8 @@ Create Date: 2026-12-01
 * ``backtest_runs``; every journal row of a run references it ``ON DELETE CASCADE``, so deleting
   a run deletes its rows in one statement. ``iftb_delete_backtest_run`` (SECURITY DEFINER) lets
   the bot role delete runs, and through them backtest rows only: it has no DELETE on any table.
-* ``bot_state`` (typed key-value per scope) and ``pair_locks``.
+* ``bot_state`` (typed key-value per scope; whoever may write trades may delete a key) and
+  ``pair_locks``.
 * The views carry the scope; ``v_active_positions`` joins a position to its trade in the same
   scope (a trade id is unique per scope only).
 
@@ -63,6 +64,23 @@ BEGIN
         RETURN NULL;
     END IF;
     RETURN trades;
+END $$"""
+
+# A bot's state is not history: whoever may write the journal (INSERT on trades) may also
+# forget a key of it. The grantees are read from trades' rights; nothing goes to PUBLIC.
+STATE_DELETERS = """
+DO $$
+DECLARE
+    grantee text;
+BEGIN
+    FOR grantee IN
+        SELECT DISTINCT a.grantee::pg_catalog.regrole::text
+        FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid = 'public.trades'::pg_catalog.regclass
+          AND a.privilege_type = 'INSERT' AND a.grantee NOT IN (0, c.relowner)
+    LOOP
+        EXECUTE pg_catalog.format('GRANT DELETE ON public.bot_state TO %s', grantee);
+    END LOOP;
 END $$"""
 
 
@@ -121,6 +139,7 @@ def upgrade() -> None:
     if dialect == "postgresql":
         op.execute(DELETE_RUN)
         op.execute("REVOKE EXECUTE ON FUNCTION public.iftb_delete_backtest_run(bigint) FROM PUBLIC")
+        op.execute(STATE_DELETERS)
 
 
 def downgrade() -> None:

@@ -27,7 +27,7 @@ from iftb.data.storage.validation import (
     to_decimal,
 )
 
-_KEY = column_rules(BotStateModel)["key"]
+_KEY_TEXT = column_rules(BotStateModel)["key"]
 _JSON = json_rule("value")
 
 
@@ -37,14 +37,14 @@ class BotStateRepository(ScopedRepository):
     async def set(self, key: str, value: Any) -> None:
         """Store ``value`` under ``key`` (replacing what was there)."""
         kind, text = encode(value)
-        values = {"key": _KEY(key), "value_type": kind.value, "value": text}
+        values = {"key": _key(key), "value_type": kind.value, "value": text}
         values |= self.scope.values() | touched(BotStateModel)
         await self._write(self._scoped_upsert(BotStateModel, values, ("key",)))
 
     async def get(self, key: str, default: Any = None) -> Any:
         """The value under ``key``, with the type it was written with; ``default`` when unset."""
         statement = select(BotStateModel.value_type, BotStateModel.value).where(
-            self._in_scope(BotStateModel), BotStateModel.key == _KEY(key)
+            self._in_scope(BotStateModel), BotStateModel.key == _key(key)
         )
         row = (await self._execute(statement)).one_or_none()
         return default if row is None else decode(row.value_type, row.value)
@@ -63,9 +63,17 @@ class BotStateRepository(ScopedRepository):
     async def delete(self, key: str) -> bool:
         """Forget ``key``; whether it was set."""
         statement = delete(BotStateModel).where(
-            self._in_scope(BotStateModel), BotStateModel.key == _KEY(key)
+            self._in_scope(BotStateModel), BotStateModel.key == _key(key)
         )
         return bool((await self._write(statement)).rowcount)  # type: ignore[attr-defined]
+
+
+def _key(key: Any) -> str:
+    """A state key: non-empty text within the column."""
+    text: str = _KEY_TEXT(key)
+    if not text:
+        raise ValidationError("key: a state key cannot be empty", field="key")
+    return text
 
 
 def encode(value: Any) -> tuple[StateType, str]:

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from iftb.data.storage import (
+    BacktestRunRepository,
     ClusterError,
     DailyPerformanceRepository,
     DatabaseManager,
@@ -28,7 +29,7 @@ from iftb.data.storage import (
     TradeRepository,
 )
 from tests.conftest import distribute_on_citus, scratch_postgres_database
-from tests.factories import make_position, make_trade
+from tests.factories import T0, make_position, make_trade
 from tests.support.pg_cluster import PostgresServer, run_psql
 
 pytestmark = pytest.mark.postgres_only
@@ -190,6 +191,8 @@ FORBIDDEN = [
     "UPDATE system_events SET message = ''",  # rewriting the audit log erases it as well
     "UPDATE llm_analysis_log SET error_message = NULL",
     *(f"TRUNCATE {table}" for table in TABLES),
+    "DELETE FROM backtest_runs",  # only through iftb_delete_backtest_run: backtest rows only
+    "DELETE FROM pair_locks",  # a lock ends by unlock(), and stays as history
     "DROP TABLE trades",
     "DROP TABLE ohlcv",
     "ALTER TABLE trades ADD COLUMN intruder int",
@@ -312,6 +315,32 @@ async def test_the_bot_writes_the_daily_rollup_and_the_audit_logs(bot: DatabaseM
         await SystemEventRepository(session).log_event("probe", "info", "bot role")
         await LLMAnalysisLogRepository(session).log(LLMAnalysisLog(analysis_type="probe"))
     assert again.date == day
+
+
+async def test_the_bot_deletes_a_backtest_run_with_its_rows_and_keeps_its_live_history(
+    bot: DatabaseManager, as_bot: asyncpg.Connection
+) -> None:
+    async with bot.get_session() as session:
+        runs = BacktestRunRepository(session)
+        run = await runs.start(
+            "trend-1", "ema", timeframe="1h", data_start=T0, data_end=T0 + timedelta(days=1)
+        )
+        await runs.record_trades(run.id, [make_trade(trade_id=f"b{n}") for n in range(50)])
+        await TradeRepository(session).insert(make_trade(trade_id="b0"))
+    async with bot.scope("trend-1", "backtest", run.id).session() as journal:
+        await journal.events.log_event("backtest", "info", "done")
+    async with bot.get_session() as session:
+        assert await BacktestRunRepository(session).delete(run.id) == 50
+    assert await as_bot.fetchval("SELECT count(*) FROM trades WHERE trade_id = 'b0'") == 1
+    assert await as_bot.fetchval("SELECT count(*) FROM system_events WHERE run_id IS NOT NULL") == 0
+
+
+async def test_the_bot_keeps_its_state_and_locks(bot: DatabaseManager) -> None:
+    async with bot.scope("trend-1", "paper").session() as journal:
+        await journal.state.set("cooldown", T0)
+        assert await journal.state.delete("cooldown")
+        await journal.locks.lock("BTCUSDT", T0 + timedelta(hours=1), now=T0)
+        assert await journal.locks.unlock("BTCUSDT", at=T0) == 1
 
 
 async def test_the_bot_reads_the_views(bot: DatabaseManager) -> None:

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from iftb.data.storage import (
     BacktestRunRepository,
@@ -179,3 +179,30 @@ async def test_deleting_a_run_deletes_its_rows_and_nothing_else(db: DatabaseMana
         Scope("trend-1", "live"): 1,
         Scope("trend-1", "paper"): 1,
     }
+
+
+async def test_a_bulk_written_trade_is_stored_exactly_as_a_single_insert_stores_it(
+    db: DatabaseManager,
+) -> None:
+    """Same stored form (SQLite's fixed-width decimal and time text included): sorting, equality
+    and every SQL aggregate treat the two paths' rows alike."""
+    fields = {
+        "entry_price": Decimal("35"),
+        "quantity": Decimal("0.4371074"),
+        "realized_pnl": Decimal("1.5"),
+        "exit_price": Decimal("35.1"),
+        "action": "close",
+        "exit_time": T0 + timedelta(minutes=1),
+    }
+    async with db.get_session() as session:
+        runs = BacktestRunRepository(session)
+        run = await runs.start("trend-1", "ema", **WINDOW)
+        await runs.record_trades(run.id, [make_trade(trade_id="same", **fields)])
+        await TradeRepository(session).insert(make_trade(trade_id="same", **fields))
+        columns = ", ".join(
+            name
+            for name in TradeModel.__table__.columns.keys()  # noqa: SIM118
+            if name not in ("id", "created_at", "updated_at", "bot", "mode", "run_id")
+        )
+        stored = (await session.execute(text(f"SELECT {columns} FROM trades"))).all()
+    assert len(stored) == 2 and stored[0] == stored[1]

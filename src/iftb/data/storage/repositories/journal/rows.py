@@ -30,7 +30,8 @@ async def bulk_insert(
     """Insert ``rows`` (each a value per name of ``columns``) in one bulk call; their count."""
     dialect = connection.dialect
     table: Table = model.__table__  # type: ignore[assignment]
-    process = [table.c[name].type.bind_processor(dialect) for name in columns]
+    # the dialect's own implementation of each type (an ExactNumeric's text form on SQLite)
+    process = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
     tuples = [
         tuple(
             value if convert is None or value is None else convert(value)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -259,3 +260,25 @@ def test_demo_compares_live_paper_and_backtest(invoke: Invoke) -> None:
     )
     assert "momentum" in ok(invoke("runs", "--bot", "demo"))
     assert "balance" in ok(invoke("state", "--scope", "demo/paper"))
+
+
+def test_the_journal_reports_take_a_scope(invoke: Invoke, seeded: dict[str, int]) -> None:
+    """stats, events and llm-usage read the scope named (the default scope without one)."""
+    days = str((datetime.now(UTC) - T0).days + 2)
+    live = invoke("stats", "--days", days)
+    paper = invoke("stats", "--days", days, "--scope", "trend-1/paper")
+    backtest = invoke("stats", "--days", days, "--scope", "trend-1/backtest/latest")
+    assert live.exit_code == paper.exit_code == backtest.exit_code == 0, live.output
+    assert [_total_trades(r.output) for r in (live, paper, backtest)] == [2, 1, 3]
+    assert "trend-1/paper" in paper.output
+    for command in ("events", "llm-usage"):
+        result = invoke(command, "--scope", "trend-1/paper")
+        assert result.exit_code == 0, result.output
+    refused = invoke("stats", "--scope", "trend-1/dream")
+    assert refused.exit_code == 1 and "scope 'trend-1/dream'" in refused.output
+
+
+def _total_trades(output: str) -> int:
+    found = re.search(r"total trades\s+│\s+(\d+)", output)
+    assert found is not None, output
+    return int(found.group(1))

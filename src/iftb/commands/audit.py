@@ -11,7 +11,9 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iftb.commands.common import (
+    DEFAULT_SCOPE_TEXT,
     DatabaseUrl,
+    ScopeOption,
     console,
     fail,
     folding_table,
@@ -20,6 +22,7 @@ from iftb.commands.common import (
     parse_age,
     parse_moment,
     reading,
+    resolve_scope,
     run,
     when,
 )
@@ -50,16 +53,16 @@ def events(
     since: Annotated[str | None, typer.Option(help="Since this time (ISO 8601).")] = None,
     event_type: Annotated[str | None, typer.Option("--type", help="Only this event type.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    scope: ScopeOption = DEFAULT_SCOPE_TEXT,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """The latest system events, newest first."""
+    """A scope's latest system events, newest first."""
 
     async def work() -> list[SystemEvent]:
         moment = parse_moment("--since", since) if since else None
         async with reading(database_url) as session:
-            return await SystemEventRepository(session).get_recent_events(
-                severity, limit, event_type, moment
-            )
+            events = SystemEventRepository(session, await resolve_scope(session, scope))
+            return await events.get_recent_events(severity, limit, event_type, moment)
 
     found = run(work)
     table = folding_table("time", "severity", "type", "symbol", "message", title="system events")
@@ -78,15 +81,17 @@ def events(
 def llm_usage(
     days: Annotated[int, typer.Option(help="Calls of the last DAYS days.")] = 30,
     by: Annotated[str, typer.Option(help="Group by model or type.")] = "model",
+    scope: ScopeOption = DEFAULT_SCOPE_TEXT,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """LLM calls, tokens, exact cost and latency (average, p95) per model or analysis type."""
+    """A scope's LLM calls, tokens, exact cost and latency (average, p95) per model or type."""
     if by not in _GROUPS:
         fail(f"--by: {by!r} is not one of model, type")
 
     async def work() -> list[LLMUsage]:
         async with reading(database_url) as session:
-            return await LLMAnalysisLogRepository(session).get_usage_summary(days, _GROUPS[by])
+            calls = LLMAnalysisLogRepository(session, await resolve_scope(session, scope))
+            return await calls.get_usage_summary(days, _GROUPS[by])
 
     usage = run(work)
     console.print(

@@ -1,5 +1,5 @@
-"""What every command shares: the database option, running async work, errors as one line,
-and parsing of times and ages given on the command line."""
+"""What every command shares: the database and scope options, running async work, errors as one
+line, and parsing of times and ages given on the command line."""
 
 from __future__ import annotations
 
@@ -17,7 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from iftb.config import ConfigError
 from iftb.data.candle_files import CandleFileError
-from iftb.data.storage import DatabaseManager, StorageError, ValidationError
+from iftb.data.storage import (
+    DEFAULT_SCOPE,
+    BacktestRunRepository,
+    DatabaseManager,
+    Mode,
+    NotFoundError,
+    Scope,
+    StorageError,
+    ValidationError,
+)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -117,3 +126,45 @@ def when(moment: datetime | None) -> str:
 def folding_table(*headers: str, title: str | None = None) -> Table:
     """A Rich table that folds long cells instead of cutting them (never an ellipsised price)."""
     return Table(*(Column(header, overflow="fold") for header in headers), title=title)
+
+
+LATEST = "latest"
+DEFAULT_SCOPE_TEXT = str(DEFAULT_SCOPE)
+
+ScopeOption = Annotated[
+    str,
+    typer.Option(
+        "--scope", help="BOT/MODE or BOT/backtest/RUN (RUN may be 'latest'); a bare BOT is live."
+    ),
+]
+
+
+async def resolve_scope(session: AsyncSession, text: str) -> Scope:
+    """``text`` as a scope that exists: ``BOT/backtest/latest`` becomes the bot's latest finished
+    run, and a backtest run must exist and belong to the bot named.
+
+    Raises:
+        ValidationError: bad syntax, bot name or mode (the message quotes ``text``).
+        NotFoundError: no such run, or no finished run for ``latest``.
+    """
+    bot, _, rest = text.partition("/")
+    mode, _, run_part = rest.partition("/")
+    runs = BacktestRunRepository(session)
+    try:
+        if mode == Mode.BACKTEST and run_part == LATEST:
+            latest = await runs.latest(bot)
+            if latest is None:
+                raise NotFoundError(f"scope {text!r}: bot {bot!r} has no finished backtest run")
+            return latest.scope
+        scope = Scope.parse(text)
+    except ValidationError as exc:
+        raise ValidationError(f"scope {text!r}: {exc}", field="scope") from None
+    if scope.run_id is not None:
+        found = await runs.get(scope.run_id)
+        if found is None:
+            raise NotFoundError(f"scope {text!r}: no backtest run with id {scope.run_id}")
+        if found.bot != scope.bot:
+            raise NotFoundError(
+                f"scope {text!r}: run {scope.run_id} belongs to bot {found.bot!r}, not {bot!r}"
+            )
+    return scope

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from iftb.commands.common import (
     DatabaseUrl,
+    ScopeOption,
     console,
     fail,
     folding_table,
@@ -26,6 +27,7 @@ from iftb.commands.common import (
     open_database,
     parse_moment,
     reading,
+    resolve_scope,
     run,
     when,
 )
@@ -34,7 +36,6 @@ from iftb.data.storage import (
     BacktestRun,
     BacktestRunRepository,
     BotStateRepository,
-    Mode,
     NotFoundError,
     PairLock,
     PairLockRepository,
@@ -42,7 +43,6 @@ from iftb.data.storage import (
     ScopeRepository,
     ScopeStatistics,
     ScopeSummary,
-    ValidationError,
 )
 from iftb.data.storage.validation import days_ago, to_decimal
 
@@ -50,46 +50,7 @@ app = typer.Typer()
 run_app = typer.Typer(help="One backtest run: show it, or delete it with its journal rows.")
 app.add_typer(run_app, name="run")
 
-LATEST = "latest"
-
-ScopeOption = Annotated[
-    str,
-    typer.Option(
-        "--scope", help="BOT/MODE or BOT/backtest/RUN (RUN may be 'latest'); a bare BOT is live."
-    ),
-]
 RunId = Annotated[int, typer.Argument(help="The backtest run's id (see `runs`).")]
-
-
-async def resolve_scope(session: AsyncSession, text: str) -> Scope:
-    """``text`` as a scope that exists: ``BOT/backtest/latest`` becomes the bot's latest finished
-    run, and a backtest run must exist and belong to the bot named.
-
-    Raises:
-        ValidationError: bad syntax, bot name or mode (the message quotes ``text``).
-        NotFoundError: no such run, or no finished run for ``latest``.
-    """
-    bot, _, rest = text.partition("/")
-    mode, _, run_part = rest.partition("/")
-    runs = BacktestRunRepository(session)
-    try:
-        if mode == Mode.BACKTEST and run_part == LATEST:
-            latest = await runs.latest(bot)
-            if latest is None:
-                raise NotFoundError(f"scope {text!r}: bot {bot!r} has no finished backtest run")
-            return latest.scope
-        scope = Scope.parse(text)
-    except ValidationError as exc:
-        raise ValidationError(f"scope {text!r}: {exc}", field="scope") from None
-    if scope.run_id is not None:
-        found = await runs.get(scope.run_id)
-        if found is None:
-            raise NotFoundError(f"scope {text!r}: no backtest run with id {scope.run_id}")
-        if found.bot != scope.bot:
-            raise NotFoundError(
-                f"scope {text!r}: run {scope.run_id} belongs to bot {found.bot!r}, not {bot!r}"
-            )
-    return scope
 
 
 @app.command("scopes")

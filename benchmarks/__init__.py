@@ -21,4 +21,7 @@ Usage::
                                                     # coordinator); only BENCH_* rows
     .venv/bin/python -m benchmarks --help
     .venv/bin/python -m benchmarks.citus            # plain PostgreSQL against Citus, one run
+    .venv/bin/python -m benchmarks.bench_scopes     # scopes only (record_trades, statistics
+                                                    # of one scope among 20); rewrites the
+                                                    # report's Scopes section (--quick: prints)
 """

@@ -32,6 +32,10 @@ class Sizes:
     """Batch size of the naive ORM paths (scaled to rows/s)."""
     trades: int = 100_000
     """Closed trades behind get_statistics and rollup."""
+    scope_trades: int = 100_000
+    """Trades of one backtest's record_trades, and the smaller journal of the scoped statistics."""
+    scope_trades_large: int = 1_000_000
+    """The larger journal of the scoped statistics (20 scopes)."""
     coverage_rows: int = 0
     """Candles seeded on PostgreSQL for get_coverage at scale (``--large``: 10M); 0 skips it."""
 
@@ -44,6 +48,8 @@ QUICK = Sizes(
     stream_repetitions=1,
     orm_rows=500,
     trades=2_000,
+    scope_trades=2_000,
+    scope_trades_large=20_000,
 )
 
 

@@ -3,6 +3,7 @@ per-repetition spread, and how to read it all."""
 
 from __future__ import annotations
 
+from benchmarks import bench_scopes
 from benchmarks.config import Config
 from benchmarks.results import BackendResults, Figure
 from benchmarks.runner import Run
@@ -27,6 +28,8 @@ def render(config: Config, run: Run) -> str:
     ]
     for backend in run.results:
         lines += _backend(backend, config)
+    if bench_scopes.measured(run.results):
+        lines += bench_scopes.section(run.results, "Measured in the run above.")
     lines += _spread(run, config)
     lines += _how_to_read(config)
     lines += AGAINST_EXISTING_DATABASE
@@ -65,6 +68,9 @@ def _sizes(config: Config, run: Run) -> list[str]:
         ),
         "Naive ORM batch": f"{sizes.orm_rows:,} candles",
         "Closed trades (statistics, rollup)": f"{sizes.trades:,}",
+        "Scopes (record_trades batch; statistics journal over 20 scopes)": (
+            f"{sizes.scope_trades:,}; {sizes.scope_trades:,} and {sizes.scope_trades_large:,}"
+        ),
         "Large coverage table": large,
     }
     rows = [f"| {name} | {value} |" for name, value in facts.items()]

@@ -21,6 +21,7 @@ from benchmarks import (
     bench_coverage,
     bench_orm,
     bench_reads,
+    bench_scopes,
     bench_series,
     bench_stream,
     bench_trades,
@@ -131,6 +132,10 @@ async def _backend(db: Database, config: Config) -> BackendResults:
         out.checks.append("trade statistics: not run on an existing database (--database-url)")
     else:
         await phase("trade statistics", bench_trades.run(db, sizes, out))
+    if db.own_rows_only:  # writes and truncates the trades table
+        out.checks.append("scopes: not run on an existing database (--database-url)")
+    else:
+        await phase("scopes", bench_scopes.run(db, sizes, out))
     if sizes.coverage_rows and db.backend == "postgresql":
         large = await phase("seed large table", bench_coverage.seed_large(db, sizes))
         await phase("get_coverage, large", bench_coverage.run(db, sizes, out, large))

@@ -12,7 +12,13 @@ import structlog
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
-from iftb.data.storage import DatabaseLogHandler, DatabaseManager, SystemEvent, SystemEventModel
+from iftb.data.storage import (
+    DatabaseLogHandler,
+    DatabaseManager,
+    Scope,
+    SystemEvent,
+    SystemEventModel,
+)
 from iftb.data.storage import SystemEventRepository as Events
 from iftb.utils import get_logger
 from tests.support.pg_cluster import PostgresServer
@@ -361,3 +367,20 @@ async def test_a_database_refusing_every_event_leaves_the_bridge_idle_not_spinni
     await asyncio.sleep(0.5)  # its own refused report is not reported again, and again
     assert bridge.failed_writes == attempts
     assert (bridge.rejected, bridge.queued) == (0, 0)
+
+
+async def test_a_bridge_of_a_scope_logs_into_that_scope(
+    db: DatabaseManager, app_logger: logging.Logger
+) -> None:
+    handler = DatabaseLogHandler(db, flush_interval=0.05, scope=Scope("trend-1", "paper"))
+    handler.install([LOGGER])
+    try:
+        app_logger.warning("paper bot restarted")
+        await handler.flush_async()
+    finally:
+        await handler.aclose()
+    async with db.scope("trend-1", "paper").session() as journal:
+        assert [e.message for e in await journal.events.get_recent_events()] == [
+            "paper bot restarted"
+        ]
+    assert await stored(db) == []  # nothing in the default scope

@@ -45,6 +45,7 @@ from iftb.data.storage.errors import (
 from iftb.data.storage.models import SystemEventModel
 from iftb.data.storage.records import SystemEvent
 from iftb.data.storage.repositories.audit.system_events import SystemEventRepository
+from iftb.data.storage.scopes import DEFAULT_SCOPE, Scope
 
 if TYPE_CHECKING:
     from iftb.data.storage.manager import DatabaseManager
@@ -89,6 +90,7 @@ class DatabaseLogHandler(logging.Handler):
         retry_delay: Seconds between attempts while the database is unreachable (doubles to 30 s).
         shutdown_timeout: Seconds ``aclose()`` waits for the queue to drain (the database may be
             down at shutdown; a bot must still be able to stop).
+        scope: The scope the events belong to (the default scope when not given).
     """
 
     def __init__(
@@ -101,6 +103,7 @@ class DatabaseLogHandler(logging.Handler):
         flush_interval: float = 1.0,
         retry_delay: float = 0.5,
         shutdown_timeout: float = 10.0,
+        scope: Scope = DEFAULT_SCOPE,
     ) -> None:
         if queue_size < 1 or batch_size < 1:
             raise ValueError(
@@ -111,6 +114,7 @@ class DatabaseLogHandler(logging.Handler):
         super().__init__(level)
         self.set_name("iftb-database")
         self._manager = manager
+        self._scope = scope
         self._queue: queue.Queue[SystemEvent] = queue.Queue(maxsize=queue_size)
         self._batch_size = batch_size
         self._flush_interval = flush_interval
@@ -280,7 +284,7 @@ class DatabaseLogHandler(logging.Handler):
                 await session.connection()
             except Exception as exc:
                 raise _NoConnectionError(type(exc).__name__) from exc
-            await SystemEventRepository(session).log_events(events)
+            await SystemEventRepository(session, self._scope).log_events(events)
 
     def _reject(self, exc: Exception) -> None:
         with self._dropped_lock:

@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Select, func, insert, select, update
@@ -30,18 +31,23 @@ from iftb.data.storage.repositories.base import (
 from iftb.data.storage.repositories.journal.rows import bulk_insert, delete_run
 from iftb.data.storage.repositories.journal.scoped import claimed, in_scope
 from iftb.data.storage.repositories.journal.trade_statistics import trade_statistics
-from iftb.data.storage.scopes import bot_name
+from iftb.data.storage.scopes import SCOPE_COLUMNS, bot_name
 from iftb.data.storage.sql_functions import utcnow
 from iftb.data.storage.timeframes import parse_timeframe
 from iftb.data.storage.validation import aware_utc, checked_id, choice_rule, column_rules
 
 _RUN = BacktestRunModel
 _RULES = column_rules(BacktestRunModel)
-_TRADE_COLUMNS = [
+# A bulk-written trade's columns: the record's, then its scope. What a server default would
+# give a value left out, the bulk write sends itself.
+_RECORD_COLUMNS = tuple(
     name
     for name in TradeModel.__table__.columns.keys()  # noqa: SIM118 - a column collection
-    if name not in GENERATED_COLUMNS
-]
+    if name not in GENERATED_COLUMNS and name not in SCOPE_COLUMNS
+)
+_RECORD_VALUES = attrgetter(*_RECORD_COLUMNS)
+_TRADE_COLUMNS = (*_RECORD_COLUMNS, *SCOPE_COLUMNS)
+_DEFAULTS = {"leverage": Decimal(1), "fee": Decimal(0)}
 _FINAL = (RunStatus.FINISHED, RunStatus.FAILED)
 
 
@@ -91,21 +97,20 @@ class BacktestRunRepository(Repository):
         the run is a DuplicateError, and nothing of the batch is written.
         """
         run = await self._running(run_id)
+        scope = run.scope
+        stamp = tuple(scope.values().values())
         rows = []
         for index, trade in enumerate(trades):
             try:
                 trade.validate()
-                values = {name: getattr(trade, name, None) for name in _TRADE_COLUMNS}
-                rows.append(claimed(trade, run.scope, values))
+                if trade.bot is not None or trade.mode is not None or trade.run_id is not None:
+                    claimed(trade, scope, {})
             except ValidationError as exc:
                 raise exc.at_index(index) from exc.__cause__
-        for row in rows:  # what the server defaults would give a trade without them
-            row["leverage"] = _or(row["leverage"], Decimal(1))
-            row["fee"] = _or(row["fee"], Decimal(0))
+            rows.append(_RECORD_VALUES(trade) + stamp)
         async with self._session.begin_nested():
-            return await bulk_insert(
-                await self._session.connection(), TradeModel, _TRADE_COLUMNS, rows
-            )
+            connection = await self._session.connection()
+            return await bulk_insert(connection, TradeModel, _TRADE_COLUMNS, rows, _DEFAULTS)
 
     async def finish(
         self,
@@ -211,7 +216,3 @@ def _listing() -> Select[Any]:
         .scalar_subquery()
     )
     return select(*BacktestRunModel.__table__.columns, trades.label("trade_count"))
-
-
-def _or(value: Any, default: Any) -> Any:
-    return default if value is None else value

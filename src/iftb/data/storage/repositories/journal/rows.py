@@ -8,15 +8,17 @@ columns' own bind processing first, so what lands equals what an ORM insert woul
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import Dialect, Table, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeEngine
 
 from iftb.data.storage.errors import translated_errors
 from iftb.data.storage.models import BacktestRunModel, TradeModel
+from iftb.data.storage.types import ExactNumeric, UTCDateTime
 
 SQLITE_CHUNK = 5_000
 
@@ -25,31 +27,50 @@ async def bulk_insert(
     connection: AsyncConnection,
     model: type[DeclarativeBase],
     columns: Sequence[str],
-    rows: Iterable[Mapping[str, Any]],
+    rows: Iterable[Sequence[Any]],
+    defaults: Mapping[str, Any] | None = None,
 ) -> int:
-    """Insert ``rows`` (each a value per name of ``columns``) in one bulk call; their count."""
+    """Insert ``rows`` (each a value per name of ``columns``, from validated records) in one
+    bulk call; their count. A None in a column of ``defaults`` takes its default, as the server
+    default would for a value an ORM insert leaves out."""
     dialect = connection.dialect
     table: Table = model.__table__  # type: ignore[assignment]
-    # the dialect's own implementation of each type (an ExactNumeric's text form on SQLite)
-    process = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
-    tuples = [
-        tuple(
-            value if convert is None or value is None else convert(value)
-            for convert, value in zip(process, (row[name] for name in columns), strict=True)
-        )
-        for row in rows
+    converting = [
+        (position, convert)
+        for position, name in enumerate(columns)
+        if (convert := _converter(table.c[name].type, dialect)) is not None
     ]
+    defaulting = [(columns.index(name), value) for name, value in (defaults or {}).items()]
+    records = []
+    for row in rows:
+        values = list(row)
+        for position, default in defaulting:
+            if values[position] is None:
+                values[position] = default
+        for position, convert in converting:
+            if values[position] is not None:
+                values[position] = convert(values[position])
+        records.append(tuple(values))
     with translated_errors():
         if dialect.name == "postgresql":
             driver: Any = (await connection.get_raw_connection()).driver_connection
-            await driver.copy_records_to_table(table.name, records=tuples, columns=list(columns))
+            await driver.copy_records_to_table(table.name, records=records, columns=list(columns))
         else:
             names = ", ".join(f'"{name}"' for name in columns)
             marks = ", ".join("?" * len(columns))
             statement = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'
-            for start in range(0, len(tuples), SQLITE_CHUNK):
-                await connection.exec_driver_sql(statement, tuples[start : start + SQLITE_CHUNK])
-    return len(tuples)
+            for start in range(0, len(records), SQLITE_CHUNK):
+                await connection.exec_driver_sql(statement, records[start : start + SQLITE_CHUNK])
+    return len(records)
+
+
+def _converter(column_type: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """What turns a validated record's value into the driver's: the dialect's own bind
+    processing of the type (an exact decimal's and a time's text on SQLite, a document's JSON),
+    none where asyncpg takes the value as it is (Decimal, aware datetime)."""
+    if dialect.name == "postgresql" and isinstance(column_type, ExactNumeric | UTCDateTime):
+        return None
+    return column_type.dialect_impl(dialect).bind_processor(dialect)
 
 
 async def delete_run(connection: AsyncConnection, run_id: int) -> int | None:

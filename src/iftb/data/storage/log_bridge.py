@@ -183,8 +183,7 @@ class DatabaseLogHandler(logging.Handler):
         except TimeoutError:
             _report(f"log bridge: {self.queued} log records not written before shutdown")
         self._writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._writer
+        await asyncio.wait({self._writer})  # the writer's end; a cancellation of ours propagates
         self._writer = None
         self.close()
 
@@ -224,8 +223,11 @@ class DatabaseLogHandler(logging.Handler):
         delay = self._retry_delay
         while True:
             if not self._pending:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns when the wake-up
+                # and a cancellation arrive together, and the writer never stopped
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._flush_interval)
+                    async with asyncio.timeout(self._flush_interval):
+                        await self._wakeup.wait()
                 self._wakeup.clear()
             self._take_batch()
             if not self._pending:

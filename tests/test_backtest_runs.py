@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -86,6 +87,7 @@ async def test_one_bad_trade_rejects_the_batch_naming_it(db: DatabaseManager) ->
         with pytest.raises(ValidationError, match=r"row 7: fee: must be ≥ 0") as caught:
             await runs.record_trades(run.id, trades)
         assert caught.value.index == 7
+        assert gc.isenabled()  # the bulk loop's pause of the cycle collector ended with it
         trades[7].fee = Decimal(0)
         trades[3].trade_id = trades[2].trade_id
         with pytest.raises(DuplicateError):

@@ -28,7 +28,11 @@ from iftb.data.storage.repositories.base import (
     checked_limit,
     one_or_none,
 )
-from iftb.data.storage.repositories.journal.rows import bulk_insert, delete_run
+from iftb.data.storage.repositories.journal.rows import (
+    bulk_insert,
+    cycle_collector_paused,
+    delete_run,
+)
 from iftb.data.storage.repositories.journal.scoped import claimed, in_scope
 from iftb.data.storage.repositories.journal.trade_statistics import trade_statistics
 from iftb.data.storage.scopes import SCOPE_COLUMNS, bot_name
@@ -100,14 +104,15 @@ class BacktestRunRepository(Repository):
         scope = run.scope
         stamp = tuple(scope.values().values())
         rows = []
-        for index, trade in enumerate(trades):
-            try:
-                trade.validate()
-                if trade.bot is not None or trade.mode is not None or trade.run_id is not None:
-                    claimed(trade, scope, {})
-            except ValidationError as exc:
-                raise exc.at_index(index) from exc.__cause__
-            rows.append(_RECORD_VALUES(trade) + stamp)
+        with cycle_collector_paused():
+            for index, trade in enumerate(trades):
+                try:
+                    trade.validate()
+                    if trade.bot is not None or trade.mode is not None or trade.run_id is not None:
+                        claimed(trade, scope, {})
+                except ValidationError as exc:
+                    raise exc.at_index(index) from exc.__cause__
+                rows.append(_RECORD_VALUES(trade) + stamp)
         async with self._session.begin_nested():
             connection = await self._session.connection()
             return await bulk_insert(connection, TradeModel, _TRADE_COLUMNS, rows, _DEFAULTS)

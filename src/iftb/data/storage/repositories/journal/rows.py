@@ -8,7 +8,9 @@ columns' own bind processing first, so what lands equals what an ORM insert woul
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import gc
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Dialect, Table, delete, func, select
@@ -21,6 +23,24 @@ from iftb.data.storage.models import BacktestRunModel, TradeModel
 from iftb.data.storage.types import ExactNumeric, UTCDateTime
 
 SQLITE_CHUNK = 5_000
+
+
+@contextmanager
+def cycle_collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector over a synchronous bulk loop (no await inside).
+
+    The loop allocates hundreds of thousands of acyclic tuples while the caller's records are
+    alive: each full collection then walks them all, for nothing (0.45 s of 2 s per 100k trades,
+    measured). Reference counting still frees everything; the collector resumes right after.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 async def bulk_insert(
@@ -41,16 +61,8 @@ async def bulk_insert(
         if (convert := _converter(table.c[name].type, dialect)) is not None
     ]
     defaulting = [(columns.index(name), value) for name, value in (defaults or {}).items()]
-    records = []
-    for row in rows:
-        values = list(row)
-        for position, default in defaulting:
-            if values[position] is None:
-                values[position] = default
-        for position, convert in converting:
-            if values[position] is not None:
-                values[position] = convert(values[position])
-        records.append(tuple(values))
+    with cycle_collector_paused():
+        records = [_converted(row, defaulting, converting) for row in rows]
     with translated_errors():
         if dialect.name == "postgresql":
             driver: Any = (await connection.get_raw_connection()).driver_connection
@@ -62,6 +74,24 @@ async def bulk_insert(
             for start in range(0, len(records), SQLITE_CHUNK):
                 await connection.exec_driver_sql(statement, records[start : start + SQLITE_CHUNK])
     return len(records)
+
+
+def _converted(
+    row: Sequence[Any],
+    defaulting: Sequence[tuple[int, Any]],
+    converting: Sequence[tuple[int, Callable[[Any], Any]]],
+) -> tuple[Any, ...]:
+    """A row as the driver takes it: defaults for its None values, each value converted."""
+    if not defaulting and not converting:
+        return tuple(row)
+    values = list(row)
+    for position, default in defaulting:
+        if values[position] is None:
+            values[position] = default
+    for position, convert in converting:
+        if values[position] is not None:
+            values[position] = convert(values[position])
+    return tuple(values)
 
 
 def _converter(column_type: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:

@@ -10,10 +10,14 @@ from iftb.data.storage.enums import (
     LLMCallStatus,
     LockSide,
     Mode,
+    OrderSide,
+    OrderStatus,
+    OrderType,
     PositionStatus,
     RunStatus,
     Severity,
     Side,
+    TimeInForce,
     TradeAction,
 )
 from iftb.data.storage.errors import (
@@ -37,6 +41,8 @@ from iftb.data.storage.journal_records import (
     ScopeStatistics,
     ScopeSummary,
 )
+from iftb.data.storage.ledger_models import FillModel, FundingPaymentModel, OrderModel
+from iftb.data.storage.ledger_records import Fill, FundingPayment, Order, PositionDifference
 from iftb.data.storage.log_bridge import DatabaseLogHandler
 from iftb.data.storage.manager import DatabaseManager
 from iftb.data.storage.models import (
@@ -68,6 +74,7 @@ from iftb.data.storage.repositories import (
     BacktestRunRepository,
     BotStateRepository,
     DailyPerformanceRepository,
+    LedgerRepository,
     LLMAnalysisLogRepository,
     OHLCVRepository,
     PairLockRepository,
@@ -100,6 +107,10 @@ __all__ = [
     "DatabaseManager",
     "DiskFullError",
     "DuplicateError",
+    "Fill",
+    "FillModel",
+    "FundingPayment",
+    "FundingPaymentModel",
     "Gap",
     "Journal",
     "LLMAnalysisLog",
@@ -107,6 +118,7 @@ __all__ = [
     "LLMAnalysisLogRepository",
     "LLMCallStatus",
     "LLMUsage",
+    "LedgerRepository",
     "LockSide",
     "Mode",
     "NotConnectedError",
@@ -114,10 +126,16 @@ __all__ = [
     "OHLCVBar",
     "OHLCVModel",
     "OHLCVRepository",
+    "Order",
+    "OrderModel",
+    "OrderSide",
+    "OrderStatus",
+    "OrderType",
     "PairLock",
     "PairLockModel",
     "PairLockRepository",
     "Position",
+    "PositionDifference",
     "PositionModel",
     "PositionRepository",
     "PositionStatus",
@@ -140,6 +158,7 @@ __all__ = [
     "SystemEvent",
     "SystemEventModel",
     "SystemEventRepository",
+    "TimeInForce",
     "Timeframe",
     "Timeouts",
     "Trade",

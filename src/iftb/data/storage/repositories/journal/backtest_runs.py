@@ -51,7 +51,7 @@ _RECORD_COLUMNS = tuple(
 )
 _RECORD_VALUES = attrgetter(*_RECORD_COLUMNS)
 _TRADE_COLUMNS = (*_RECORD_COLUMNS, *SCOPE_COLUMNS)
-_DEFAULTS = {"leverage": Decimal(1), "fee": Decimal(0)}
+_DEFAULTS = {"leverage": Decimal(1), "fee": Decimal(0), "funding": Decimal(0)}
 _FINAL = (RunStatus.FINISHED, RunStatus.FAILED)
 
 

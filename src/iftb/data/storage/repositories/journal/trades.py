@@ -179,9 +179,18 @@ def realized_pnl(
         if trade.side == Side.SHORT:
             move = -move
         pnl = (move * trade.quantity - fees).quantize(_MONEY, rounding=ROUND_HALF_UP)
-        margin = trade.entry_price * trade.quantity / (trade.leverage or Decimal(1))
+    return pnl, pnl_percent(pnl, trade.entry_price, trade.quantity, trade.leverage)
+
+
+def pnl_percent(
+    pnl: Decimal, entry_price: Decimal, quantity: Decimal, leverage: Decimal | None
+) -> Decimal | None:
+    """``pnl`` as a percentage of the margin (entry × quantity / leverage); None when even its
+    wide column cannot hold it."""
+    with localcontext(prec=60):
+        margin = entry_price * quantity / (leverage or Decimal(1))
         pct = (pnl / margin * 100).quantize(_PERCENT, rounding=ROUND_HALF_UP)
-    return pnl, pct if Percent.holds(pct) else None
+    return pct if Percent.holds(pct) else None
 
 
 def _changed(trade: Trade, version: int | None, latest: Trade | None = None) -> ConflictError:

@@ -39,7 +39,6 @@ CREATE TABLE orders (
     CONSTRAINT ck_orders_position_side CHECK (position_side IN ('long', 'short')),
     CONSTRAINT ck_orders_order_type CHECK (order_type IN ('market', 'limit', 'stop_market', 'stop_limit', 'take_profit_market', 'take_profit_limit', 'trailing_stop_market', 'liquidation')),
     CONSTRAINT ck_orders_status CHECK (status IN ('new', 'partially_filled', 'filled', 'cancelled', 'rejected', 'expired')),
-    CONSTRAINT ck_orders_filled CHECK (quantity > 0 AND filled_quantity <= quantity),
     CONSTRAINT ck_orders_mode CHECK (mode IN ('live', 'paper', 'backtest')),
     CONSTRAINT ck_orders_run_scope CHECK ((mode = 'backtest') = (run_id IS NOT NULL)),
     CONSTRAINT fk_orders_run_id_backtest_runs FOREIGN KEY(run_id) REFERENCES backtest_runs (id) ON DELETE CASCADE
@@ -74,7 +73,6 @@ CREATE TABLE fills (
     run_id BIGINT,
     CONSTRAINT pk_fills PRIMARY KEY (id),
     CONSTRAINT ck_fills_side CHECK (side IN ('buy', 'sell')),
-    CONSTRAINT ck_fills_amounts CHECK (quantity > 0 AND price > 0 AND fee >= 0 AND (fee_quote IS NULL OR fee_quote >= 0)),
     CONSTRAINT ck_fills_mode CHECK (mode IN ('live', 'paper', 'backtest')),
     CONSTRAINT ck_fills_run_scope CHECK ((mode = 'backtest') = (run_id IS NOT NULL)),
     CONSTRAINT fk_fills_order_id_orders FOREIGN KEY(order_id) REFERENCES orders (id) ON DELETE CASCADE,

@@ -1,7 +1,9 @@
 """The futures ledger's tables: orders, their fills, and funding payments (migration 0007).
 
-Every row carries its scope (``models.ScopeColumns``); uniqueness holds per scope, as the journal's
-does. Trades and positions are derived from these rows (``ledger_math``).
+Every row carries its scope (``models.ScopeColumns``); uniqueness holds per scope, as the
+journal's does. Trades and positions are derived from these rows (``ledger_math``). Amount rules
+(positive quantities, fills within their order) are the records' and the repository's: SQLite
+stores exact decimals as text, which a CHECK would compare as text.
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ class OrderModel(ScopeColumns, IdentityRow, Base):
         CheckConstraint(one_of("position_side", Side), name="position_side"),
         CheckConstraint(one_of("order_type", OrderType), name="order_type"),
         CheckConstraint(one_of("status", OrderStatus), name="status"),
-        CheckConstraint("quantity > 0 AND filled_quantity <= quantity", name="filled"),
         *scope_rules(),
         *unique_in_scope("orders", "client_order_id", "exchange", "client_order_id"),
         *unique_in_scope(
@@ -83,10 +84,6 @@ class FillModel(ScopeColumns, IdentityRow, Base):
     __tablename__ = "fills"
     __table_args__ = (
         CheckConstraint(one_of("side", OrderSide), name="side"),
-        CheckConstraint(
-            "quantity > 0 AND price > 0 AND fee >= 0 AND (fee_quote IS NULL OR fee_quote >= 0)",
-            name="amounts",
-        ),
         *scope_rules(),
         *unique_in_scope("fills", "exchange_fill_id", "exchange", "symbol", "exchange_fill_id"),
     )

@@ -70,9 +70,6 @@ def upgrade() -> None:
         sa.CheckConstraint(f"position_side IN {SIDES}", name=op.f("ck_orders_position_side")),
         sa.CheckConstraint(f"order_type IN {ORDER_TYPES}", name=op.f("ck_orders_order_type")),
         sa.CheckConstraint(f"status IN {STATUSES}", name=op.f("ck_orders_status")),
-        sa.CheckConstraint(
-            "quantity > 0 AND filled_quantity <= quantity", name=op.f("ck_orders_filled")
-        ),
         *_scope_checks("orders"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_orders")),
     )
@@ -101,10 +98,6 @@ def upgrade() -> None:
         sa.Column("filled_at", UTCDateTime(), nullable=False),
         *_scope(),
         sa.CheckConstraint(f"side IN {ORDER_SIDES}", name=op.f("ck_fills_side")),
-        sa.CheckConstraint(
-            "quantity > 0 AND price > 0 AND fee >= 0 AND (fee_quote IS NULL OR fee_quote >= 0)",
-            name=op.f("ck_fills_amounts"),
-        ),
         *_scope_checks("fills"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_fills")),
     )

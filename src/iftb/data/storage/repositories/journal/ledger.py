@@ -40,6 +40,7 @@ _ORDERS = OrderModel.__table__.columns
 _FILLS = FillModel.__table__.columns
 _FUNDING = FundingPaymentModel.__table__.columns
 _status = choice_rule("status", OrderStatus)
+_OPEN_POSITION = PositionModel.status == PositionStatus.OPEN.value
 
 
 class LedgerRepository(ScopedRepository):
@@ -295,31 +296,49 @@ class LedgerRepository(ScopedRepository):
     async def _store_position(
         self, trade_id: str, order: Order, side: Side, figures: TradeFigures
     ) -> None:
-        """The position follows the same fills: open while anything is open."""
-        position = and_(self._in_scope(PositionModel), PositionModel.trade_id == trade_id)
-        found = (await self._execute(select(PositionModel.id).where(position))).first()
-        held = figures.open_quantity
-        if figures.is_closed or held <= 0:
-            if found is not None and figures.is_closed:
-                status = PositionStatus.LIQUIDATED if figures.liquidated else PositionStatus.CLOSED
+        """One position row per trade, a function of its fills alone: open with what is still
+        open, or closed (liquidated) with everything it held. A trade found open while a later
+        one of the same side has begun must have closed (its last fills are still on their
+        way): its position is closed, so that one position per side stays open."""
+        still_open = not figures.is_closed and figures.open_quantity > 0
+        status = PositionStatus.OPEN
+        if not still_open:
+            status = PositionStatus.LIQUIDATED if figures.liquidated else PositionStatus.CLOSED
+        series = and_(
+            self._in_scope(PositionModel),
+            PositionModel.exchange == order.exchange,
+            PositionModel.symbol == order.symbol,
+            PositionModel.side == side.value,
+        )
+        if still_open:
+            later = select(PositionModel.id).where(
+                series, PositionModel.trade_id != trade_id,
+                PositionModel.entry_time > figures.entry_time,
+            )  # fmt: skip
+            if (await self._execute(later)).first() is not None:
+                status = PositionStatus.CLOSED
+            else:
                 await self._write(
                     update(PositionModel)
-                    .where(position, PositionModel.status == PositionStatus.OPEN.value)
-                    .values(status=status.value, **touched(PositionModel))
+                    .where(series, PositionModel.trade_id != trade_id, _OPEN_POSITION)
+                    .values(status=PositionStatus.CLOSED.value, **touched(PositionModel))
                 )
-            return
+        quantity = figures.open_quantity if still_open else figures.quantity
+        entry = figures.average_entry if still_open else figures.entry_price
         values = {
-            "entry_price": figures.average_entry,
-            "quantity": held,
-            "margin": (figures.average_entry * held).quantize(Decimal("1e-8")),
-            "status": PositionStatus.OPEN.value,
+            "entry_price": entry,
+            "quantity": quantity,
+            "margin": (entry * quantity).quantize(Decimal("1e-8")),
+            "status": status.value,
+            "entry_time": figures.entry_time,
         }
-        if found is None:
+        position = and_(series, PositionModel.trade_id == trade_id)
+        if (await self._execute(select(PositionModel.id).where(position))).first() is None:
             await self._write(
                 insert(PositionModel).values(
                     values
                     | {"symbol": order.symbol, "exchange": order.exchange, "side": side.value}
-                    | {"trade_id": trade_id, "entry_time": figures.entry_time}
+                    | {"trade_id": trade_id}
                     | self.scope.values()
                 )
             )
@@ -422,6 +441,6 @@ def _check_fill(order: Order, fill: Fill, earlier: Sequence[Fill]) -> None:
     if fill.quantity > remaining:
         raise ValidationError(
             f"quantity: fill {fill.exchange_fill_id!r} of {fill.quantity} exceeds the "
-            f"{remaining} remaining of order {order.client_order_id!r}",
+            f"{remaining.normalize():f} remaining of order {order.client_order_id!r}",
             field="quantity",
         )

@@ -244,6 +244,10 @@ def expected_statistics(trades: list) -> TradeStatistics:  # type: ignore[type-a
         gross_loss=-sum(losses, Decimal(0)),
         net_pnl=sum(pnls, Decimal(0)),
         total_fees=sum((t.fee for t in trades), Decimal(0)),
+        total_funding=sum((t.funding for t in trades), Decimal(0)),
+        pnl_before_costs=sum(pnls, Decimal(0))
+        + sum((t.fee for t in trades), Decimal(0))
+        - sum((t.funding for t in trades), Decimal(0)),
         avg_win=(sum(wins, Decimal(0)) / len(wins)).quantize(money),
         avg_loss=(-sum(losses, Decimal(0)) / len(losses)).quantize(money),
         largest_win=max(wins),

@@ -40,6 +40,7 @@ from iftb.data.storage.journal_records import (
     PairLock,
     ScopeStatistics,
     ScopeSummary,
+    TradeStatistics,
 )
 from iftb.data.storage.ledger_models import FillModel, FundingPaymentModel, OrderModel
 from iftb.data.storage.ledger_records import Fill, FundingPayment, Order, PositionDifference
@@ -68,7 +69,6 @@ from iftb.data.storage.records import (
     SeriesCoverage,
     SystemEvent,
     Trade,
-    TradeStatistics,
 )
 from iftb.data.storage.repositories import (
     BacktestRunRepository,

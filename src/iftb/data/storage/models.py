@@ -327,6 +327,7 @@ class DailyPerformanceModel(ScopeColumns, IdentityRow, Base):
     net_pnl: Mapped[Decimal | None] = mapped_column(Money, server_default=text("0"))
     net_pnl_pct: Mapped[Decimal | None] = mapped_column(Percent)
     total_fees: Mapped[Decimal | None] = mapped_column(Money, server_default=text("0"))
+    total_funding: Mapped[Decimal | None] = mapped_column(Money, server_default=text("0"))
     avg_position_size: Mapped[Decimal | None] = mapped_column(Money)
     max_position_size: Mapped[Decimal | None] = mapped_column(Money)
     total_volume: Mapped[Decimal | None] = mapped_column(Money)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Self
 
@@ -389,6 +389,7 @@ class DailyPerformance(ValidatedRecord):
     net_pnl: Decimal = Decimal(0)
     net_pnl_pct: Decimal | None = None
     total_fees: Decimal = Decimal(0)
+    total_funding: Decimal = Decimal(0)
     avg_position_size: Decimal | None = None
     max_position_size: Decimal | None = None
     total_volume: Decimal | None = None
@@ -418,29 +419,3 @@ class DailyPerformance(ValidatedRecord):
             raise ValidationError(
                 "winning_trades: wins and losses exceed total_trades", field="winning_trades"
             )
-
-
-@dataclass(frozen=True, slots=True)
-class TradeStatistics:
-    """Performance over a window of closed trades. Definitions: docs/storage_layer.md."""
-
-    total_trades: int = 0
-    winning_trades: int = 0
-    losing_trades: int = 0
-    breakeven_trades: int = 0
-    win_rate: Decimal = Decimal(0)
-    gross_profit: Decimal = Decimal(0)
-    gross_loss: Decimal = Decimal(0)
-    net_pnl: Decimal = Decimal(0)
-    total_fees: Decimal = Decimal(0)
-    avg_win: Decimal = Decimal(0)
-    avg_loss: Decimal = Decimal(0)
-    largest_win: Decimal = Decimal(0)
-    largest_loss: Decimal = Decimal(0)
-    profit_factor: Decimal | None = None
-    expectancy: Decimal = Decimal(0)
-    max_drawdown_amount: Decimal = Decimal(0)
-    max_drawdown_pct: Decimal = Decimal(0)
-    avg_holding_time: timedelta = timedelta(0)
-    longest_winning_streak: int = 0
-    longest_losing_streak: int = 0

@@ -11,7 +11,7 @@ Create Date: 2026-12-01
   stored once; linked to their order when it is known (a fill may arrive first).
 * ``funding_payments``: unique per scope by (exchange, symbol, position side, funding time).
 * ``trades.funding``: the funding a trade received (positive) or paid while open; its
-  ``realized_pnl`` includes it.
+  ``realized_pnl`` includes it. ``daily_performance.total_funding``: the day's.
 """
 
 from collections.abc import Sequence
@@ -42,6 +42,9 @@ TIMES_IN_FORCE = "('gtc', 'ioc', 'fok', 'gtx')"
 def upgrade() -> None:
     dialect = op.get_context().dialect.name
     op.add_column("trades", sa.Column("funding", Money, server_default=sa.text("0")))
+    op.add_column(
+        "daily_performance", sa.Column("total_funding", Money, server_default=sa.text("0"))
+    )
     op.create_table(
         "orders",
         *_common(),
@@ -145,6 +148,7 @@ def downgrade() -> None:
     op.drop_table("funding_payments")
     op.drop_table("fills")
     op.drop_table("orders")
+    op.drop_column("daily_performance", "total_funding")
     op.drop_column("trades", "funding")  # SQLite >= 3.35 drops a column in place
 
 

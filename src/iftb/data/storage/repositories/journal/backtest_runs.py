@@ -18,9 +18,9 @@ from sqlalchemy import Select, func, insert, select, update
 
 from iftb.data.storage.enums import RunStatus
 from iftb.data.storage.errors import ConflictError, NotFoundError, ValidationError
-from iftb.data.storage.journal_records import BacktestRun
+from iftb.data.storage.journal_records import BacktestRun, TradeStatistics
 from iftb.data.storage.models import BacktestRunModel, TradeModel
-from iftb.data.storage.records import Trade, TradeStatistics
+from iftb.data.storage.records import Trade
 from iftb.data.storage.repositories.base import (
     GENERATED_COLUMNS,
     Repository,

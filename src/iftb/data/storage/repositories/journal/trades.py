@@ -16,8 +16,9 @@ from sqlalchemy import select
 
 from iftb.data.storage.enums import Side, TradeAction
 from iftb.data.storage.errors import ConflictError, NotFoundError, ValidationError
+from iftb.data.storage.journal_records import TradeStatistics
 from iftb.data.storage.models import Percent, TradeModel
-from iftb.data.storage.records import Trade, TradeStatistics
+from iftb.data.storage.records import Trade
 from iftb.data.storage.repositories.base import (
     GENERATED_COLUMNS,
     all_records,

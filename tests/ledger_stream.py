@@ -100,7 +100,7 @@ def _order(
             order_type=kind,
             quantity=quantity,
             placed_at=clock,
-        )  # fmt: skip
+        )
     )
     parts = rng.randint(1, 3)
     left = quantity

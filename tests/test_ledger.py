@@ -14,6 +14,7 @@ from sqlalchemy import text
 from iftb.data.storage import (
     ConflictError,
     DatabaseManager,
+    ExchangePosition,
     Fill,
     FundingPayment,
     Order,
@@ -170,3 +171,45 @@ async def test_only_legal_status_transitions(db: DatabaseManager) -> None:
             await journal.ledger.update_order("binance", "o1", status="new")
         with pytest.raises(ValidationError, match="status: 'open' is not one of"):
             await journal.ledger.update_order("binance", "o1", status="open")
+
+
+async def test_reconciliation_reports_every_difference_and_can_log_them(
+    db: DatabaseManager,
+) -> None:
+    async with db.scope("b").session() as journal:
+        await journal.ledger.record_order(_order())
+        await journal.ledger.record_fill(_fill(1))  # long BTCUSDT 1 @ 100
+        eth = _order(client_order_id="e1", trade_id="t2", symbol="ETHUSDT", quantity=Decimal(3))
+        await journal.ledger.record_order(eth)
+        await journal.ledger.record_fill(_fill(2, "3", client_order_id="e1", symbol="ETHUSDT"))
+        reported = [
+            ExchangePosition("BTCUSDT", "long", Decimal(1), Decimal(100)),  # agrees
+            ExchangePosition("ETHUSDT", "long", Decimal(2), Decimal(100)),  # smaller
+            ExchangePosition("SOLUSDT", "short", Decimal(5), Decimal(20)),  # unknown to us
+        ]
+        found = await journal.ledger.reconcile(reported, record_events=True)
+        events = await journal.events.get_recent_events(event_type="reconciliation")
+    assert [(d.symbol, d.side, d.problem) for d in found] == [
+        ("ETHUSDT", "long", "sizes differ"),
+        ("SOLUSDT", "short", "open on the exchange, not in the ledger"),
+    ]
+    assert sorted(e.message for e in events) == [
+        "ETHUSDT long: sizes differ",
+        "SOLUSDT short: open on the exchange, not in the ledger",
+    ]
+
+
+async def test_funding_totals_per_symbol_and_day(db: DatabaseManager) -> None:
+    async with db.scope("b").session() as journal:
+        for hours, symbol, amount in ((0, "BTCUSDT", "-1.5"), (8, "BTCUSDT", "0.25"),
+                                      (16, "ETHUSDT", "2"), (24, "BTCUSDT", "1")):  # fmt: skip
+            await journal.ledger.record_funding(
+                FundingPayment(symbol=symbol, position_side="long",
+                               funding_time=T0 + timedelta(hours=hours), amount=Decimal(amount))
+            )  # fmt: skip
+        totals = await journal.ledger.funding_totals(T0, T0 + timedelta(days=2))
+    assert [(t.day.day, t.symbol, t.amount, t.payments) for t in totals] == [
+        (1, "BTCUSDT", Decimal("-1.25"), 2),
+        (1, "ETHUSDT", Decimal(2), 1),
+        (2, "BTCUSDT", Decimal(1), 1),
+    ]

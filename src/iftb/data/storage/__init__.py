@@ -43,7 +43,14 @@ from iftb.data.storage.journal_records import (
     TradeStatistics,
 )
 from iftb.data.storage.ledger_models import FillModel, FundingPaymentModel, OrderModel
-from iftb.data.storage.ledger_records import Fill, FundingPayment, Order, PositionDifference
+from iftb.data.storage.ledger_records import (
+    ExchangePosition,
+    Fill,
+    FundingPayment,
+    FundingTotal,
+    Order,
+    PositionDifference,
+)
 from iftb.data.storage.log_bridge import DatabaseLogHandler
 from iftb.data.storage.manager import DatabaseManager
 from iftb.data.storage.models import (
@@ -107,10 +114,12 @@ __all__ = [
     "DatabaseManager",
     "DiskFullError",
     "DuplicateError",
+    "ExchangePosition",
     "Fill",
     "FillModel",
     "FundingPayment",
     "FundingPaymentModel",
+    "FundingTotal",
     "Gap",
     "Journal",
     "LLMAnalysisLog",

@@ -4,7 +4,7 @@ finds. Each checks its fields against its columns' rules when built (``Validated
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -154,6 +154,32 @@ class FundingPayment(ValidatedRecord):
 
 
 @dataclass(frozen=True, slots=True)
+class ExchangePosition:
+    """A position as the exchange reports it, for reconciliation."""
+
+    symbol: str
+    side: str
+    size: Decimal
+    entry_price: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        if self.side not in (Side.LONG, Side.SHORT):
+            raise ValidationError(f"side: {self.side!r} is not one of long, short", field="side")
+        positive("size", self.size, allow_zero=True)
+        positive("entry_price", self.entry_price)
+
+
+@dataclass(frozen=True, slots=True)
+class FundingTotal:
+    """Funding of one symbol on one UTC day: received (positive) or paid."""
+
+    day: date
+    symbol: str
+    amount: Decimal
+    payments: int
+
+
+@dataclass(frozen=True, slots=True)
 class PositionDifference:
     """Where the exchange and the ledger disagree on one side of a symbol."""
 
@@ -163,6 +189,14 @@ class PositionDifference:
     ledger_size: Decimal
     exchange_entry_price: Decimal | None
     ledger_entry_price: Decimal | None
+
+    @property
+    def differs(self) -> bool:
+        """Sizes differ, or both entry prices are known and differ."""
+        if self.exchange_size != self.ledger_size:
+            return True
+        prices = (self.exchange_entry_price, self.ledger_entry_price)
+        return None not in prices and prices[0] != prices[1]
 
     @property
     def problem(self) -> str:

@@ -23,9 +23,17 @@ from iftb.data.storage.enums import (
 )
 from iftb.data.storage.errors import ConflictError, NotFoundError, ValidationError
 from iftb.data.storage.ledger_models import FillModel, FundingPaymentModel, OrderModel
-from iftb.data.storage.ledger_records import Fill, FundingPayment, Order
+from iftb.data.storage.ledger_records import (
+    ExchangePosition,
+    Fill,
+    FundingPayment,
+    Order,
+    PositionDifference,
+)
 from iftb.data.storage.models import PositionModel, TradeModel
+from iftb.data.storage.repositories.audit.system_events import SystemEventRepository
 from iftb.data.storage.repositories.base import one_or_none, touched
+from iftb.data.storage.repositories.journal.positions import PositionRepository
 from iftb.data.storage.repositories.journal.rows import lock_ledger
 from iftb.data.storage.repositories.journal.trade_follower import TradeFollower
 from iftb.data.storage.validation import choice_rule
@@ -139,6 +147,51 @@ class LedgerRepository(TradeFollower):
             await self.follow(trade_id)
         return one_or_none(FundingPayment, await self._execute(select(*_FUNDING).where(*key)))  # type: ignore[return-value]
 
+    async def reconcile(
+        self,
+        reported: Sequence[ExchangePosition],
+        exchange: str = "binance",
+        *,
+        record_events: bool = False,
+    ) -> list[PositionDifference]:
+        """Where the exchange's open positions differ from the ledger's: a side open on one
+        only, another size, another entry price. ``record_events`` logs each as a warning."""
+        ledger = {
+            (p.symbol, p.side): p
+            for p in await PositionRepository(self.session, self.scope).get_open_positions(exchange)
+        }
+        theirs = {(p.symbol, p.side): p for p in reported if p.size}
+        differences = []
+        for key in sorted(ledger.keys() | theirs.keys()):
+            ours, exchange_side = ledger.get(key), theirs.get(key)
+            difference = PositionDifference(
+                symbol=key[0],
+                side=key[1],
+                exchange_size=exchange_side.size if exchange_side else Decimal(0),
+                ledger_size=ours.quantity if ours else Decimal(0),
+                exchange_entry_price=exchange_side.entry_price if exchange_side else None,
+                ledger_entry_price=ours.entry_price if ours else None,
+            )
+            if difference.differs:
+                differences.append(difference)
+        if record_events:
+            events = SystemEventRepository(self.session, self.scope)
+            for found in differences:
+                await events.log_event(
+                    "reconciliation",
+                    "warning",
+                    f"{found.symbol} {found.side}: {found.problem}",
+                    details={
+                        "exchange_size": str(found.exchange_size),
+                        "ledger_size": str(found.ledger_size),
+                        "exchange_entry_price": _text(found.exchange_entry_price),
+                        "ledger_entry_price": _text(found.ledger_entry_price),
+                    },
+                    symbol=found.symbol,
+                    exchange=exchange,
+                )
+        return differences
+
     # --- applying fills ---------------------------------------------------------------------
 
     async def _apply(self, order: Order, fills: Sequence[Fill]) -> Order:
@@ -228,3 +281,7 @@ def _check_fill(order: Order, fill: Fill, earlier: Sequence[Fill]) -> None:
             f"{remaining.normalize():f} remaining of order {order.client_order_id!r}",
             field="quantity",
         )
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)

@@ -3,6 +3,7 @@ funding each time one arrives (``ledger_math``), so any arrival order gives the 
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -11,11 +12,12 @@ from sqlalchemy import and_, insert, or_, select, update
 from iftb.data.storage.enums import OrderSide, OrderType, PositionStatus, Side, TradeAction
 from iftb.data.storage.ledger_math import Execution, TradeFigures, trade_figures
 from iftb.data.storage.ledger_models import FillModel, FundingPaymentModel, OrderModel
-from iftb.data.storage.ledger_records import Fill, FundingPayment, Order
+from iftb.data.storage.ledger_records import Fill, FundingPayment, FundingTotal, Order
 from iftb.data.storage.models import PositionModel, TradeModel
 from iftb.data.storage.repositories.base import all_records, one_or_none, touched
 from iftb.data.storage.repositories.journal.scoped import ScopedRepository
 from iftb.data.storage.repositories.journal.trades import pnl_percent
+from iftb.data.storage.validation import aware_utc
 
 _ORDERS = OrderModel.__table__.columns
 _FILLS = FillModel.__table__.columns
@@ -50,6 +52,28 @@ class TradeFollower(ScopedRepository):
             .order_by(FundingPaymentModel.funding_time)
         )
         return all_records(FundingPayment, await self._execute(statement))
+
+    async def funding_totals(
+        self, start: datetime, end: datetime, symbol: str | None = None
+    ) -> list[FundingTotal]:
+        """Funding per symbol and UTC day over ``[start, end)``, by day then symbol."""
+        statement = select(FundingPaymentModel.symbol, FundingPaymentModel.funding_time,
+                           FundingPaymentModel.amount).where(
+            self._in_scope(FundingPaymentModel),
+            FundingPaymentModel.funding_time >= aware_utc("start", start),
+            FundingPaymentModel.funding_time < aware_utc("end", end),
+        )  # fmt: skip
+        if symbol is not None:
+            statement = statement.where(FundingPaymentModel.symbol == symbol)
+        totals: dict[tuple[date, str], tuple[Decimal, int]] = {}
+        for row in await self._execute(statement):
+            key = (row.funding_time.date(), row.symbol)
+            amount, payments = totals.get(key, (Decimal(0), 0))
+            totals[key] = (amount + row.amount, payments + 1)
+        return [
+            FundingTotal(day, name, amount, payments)
+            for (day, name), (amount, payments) in sorted(totals.items())
+        ]
 
     async def _order(self, exchange: str, client_order_id: str) -> Order | None:
         statement = select(*_ORDERS).where(

@@ -111,15 +111,17 @@ class LedgerRepository(TradeFollower):
         if stored is not None:
             return stored
         order = await self._order(fill.exchange, fill.client_order_id)
+        earlier: list[Fill] = []
         if order is not None:
-            _check_fill(order, fill, await self._fills(FillModel.order_id == order.id))
+            earlier = await self._fills(FillModel.order_id == order.id)
+            _check_fill(order, fill, earlier)
             await self._refuse_after_close(order.trade_id, fill)
-        values = self._row_values(fill, FillModel) | {"order_id": None}
+        values = self._row_values(fill, FillModel) | {"order_id": order and order.id}
         statement = insert(FillModel).values(values).returning(*_FILLS)
         stored = one_or_none(Fill, await self._write(statement))
         assert stored is not None
         if order is not None:
-            await self._apply(order, [stored])
+            await self._settle(order, [*earlier, stored])
         return stored
 
     async def record_funding(self, payment: FundingPayment) -> FundingPayment:
@@ -195,10 +197,14 @@ class LedgerRepository(TradeFollower):
     # --- applying fills ---------------------------------------------------------------------
 
     async def _apply(self, order: Order, fills: Sequence[Fill]) -> Order:
-        """Link ``fills`` to ``order``, then bring the order and its trade up to date."""
+        """Link ``fills`` (which arrived before ``order``) to it, then settle the order."""
         ids = [fill.id for fill in fills]
         await self._write(update(FillModel).where(FillModel.id.in_(ids)).values(order_id=order.id))
-        mine = await self._fills(FillModel.order_id == order.id)
+        return await self._settle(order, await self._fills(FillModel.order_id == order.id))
+
+    async def _settle(self, order: Order, mine: Sequence[Fill]) -> Order:
+        """The order's filled quantity, average price and status from all of its fills
+        (``mine``), then its trade and position."""
         filled = sum((fill.quantity for fill in mine), Decimal(0))
         if filled > order.quantity:
             raise ValidationError(

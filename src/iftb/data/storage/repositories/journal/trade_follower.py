@@ -22,7 +22,6 @@ from iftb.data.storage.validation import aware_utc
 _ORDERS = OrderModel.__table__.columns
 _FILLS = FillModel.__table__.columns
 _FUNDING = FundingPaymentModel.__table__.columns
-_OPEN_POSITION = PositionModel.status == PositionStatus.OPEN.value
 
 
 class TradeFollower(ScopedRepository):
@@ -137,35 +136,46 @@ class TradeFollower(ScopedRepository):
         figures = trade_figures(side, executions)
         if figures is None:
             return
-        await self._link_funding(trade_id, orders[0], side, figures)
-        funding = [p.amount for p in await self.funding_of_trade(trade_id)]
+        funding = await self._link_funding(trade_id, orders[0], side, figures)
         figures = trade_figures(side, executions, funding)
         assert figures is not None
         await self._store_trade(trade_id, orders[0], side, figures)
 
     async def _link_funding(
         self, trade_id: str, order: Order, side: Side, figures: TradeFigures
-    ) -> None:
-        """The funding paid while the trade was open is the trade's: [entry, exit]."""
-        within = FundingPaymentModel.funding_time >= figures.entry_time
-        if figures.exit_time is not None:
-            within &= FundingPaymentModel.funding_time <= figures.exit_time
-        series = and_(
+    ) -> list[Decimal]:
+        """The funding paid while the trade was open, [entry, exit], is the trade's: linked to
+        it (and unlinked when a window shrinks); returns its amounts. One read of the series'
+        payments, a write only where a payment changes hands."""
+        statement = select(
+            FundingPaymentModel.id,
+            FundingPaymentModel.funding_time,
+            FundingPaymentModel.amount,
+            FundingPaymentModel.trade_id,
+        ).where(
             self._in_scope(FundingPaymentModel),
             FundingPaymentModel.exchange == order.exchange,
             FundingPaymentModel.symbol == order.symbol,
             FundingPaymentModel.position_side == side.value,
+            FundingPaymentModel.funding_time >= figures.entry_time,
         )
-        await self._write(
-            update(FundingPaymentModel)
-            .where(series, FundingPaymentModel.trade_id == trade_id, ~within)
-            .values(trade_id=None)
-        )
-        await self._write(
-            update(FundingPaymentModel)
-            .where(series, within, FundingPaymentModel.trade_id.is_(None))
-            .values(trade_id=trade_id)
-        )
+        mine, link, unlink = [], [], []
+        for payment in await self._execute(statement):
+            inside = figures.exit_time is None or payment.funding_time <= figures.exit_time
+            if inside and payment.trade_id in (None, trade_id):
+                mine.append(payment.amount)
+                if payment.trade_id is None:
+                    link.append(payment.id)
+            elif not inside and payment.trade_id == trade_id:
+                unlink.append(payment.id)
+        for ids, owner in ((link, trade_id), (unlink, None)):
+            if ids:
+                await self._write(
+                    update(FundingPaymentModel)
+                    .where(FundingPaymentModel.id.in_(ids))
+                    .values(trade_id=owner)
+                )
+        return mine
 
     async def _store_trade(
         self, trade_id: str, order: Order, side: Side, figures: TradeFigures
@@ -190,18 +200,8 @@ class TradeFollower(ScopedRepository):
             "entry_time": figures.entry_time,
             "exit_time": figures.exit_time,
         }
-        trade = and_(self._in_scope(TradeModel), TradeModel.trade_id == trade_id)
-        exists = await self._execute(select(TradeModel.id).where(trade))
-        if exists.first() is None:
-            await self._write(
-                insert(TradeModel).values(values | {"trade_id": trade_id} | self.scope.values())
-            )
-        else:
-            await self._write(
-                update(TradeModel)
-                .where(trade)
-                .values(values | touched(TradeModel) | {"version": TradeModel.version + 1})
-            )
+        row = values | {"trade_id": trade_id} | self.scope.values() | touched(TradeModel)
+        await self._write(self._scoped_upsert(TradeModel, row, ("trade_id",)))
         await self._store_position(trade_id, order, side, figures)
 
     async def _store_position(
@@ -221,19 +221,26 @@ class TradeFollower(ScopedRepository):
             PositionModel.symbol == order.symbol,
             PositionModel.side == side.value,
         )
-        if still_open:
-            later = select(PositionModel.id).where(
-                series, PositionModel.trade_id != trade_id,
-                PositionModel.entry_time > figures.entry_time,
-            )  # fmt: skip
-            if (await self._execute(later)).first() is not None:
-                status = PositionStatus.CLOSED
-            else:
-                await self._write(
-                    update(PositionModel)
-                    .where(series, PositionModel.trade_id != trade_id, _OPEN_POSITION)
-                    .values(status=PositionStatus.CLOSED.value, **touched(PositionModel))
-                )
+        found = await self._execute(
+            select(
+                PositionModel.id, PositionModel.trade_id, PositionModel.status,
+                PositionModel.entry_time,
+            ).where(series)
+        )  # fmt: skip
+        own, superseded = None, []
+        for position in found:
+            if position.trade_id == trade_id:
+                own = position.id
+            elif still_open and position.entry_time > figures.entry_time:
+                status = PositionStatus.CLOSED  # a later trade has begun: this one ended
+            elif still_open and position.status == PositionStatus.OPEN:
+                superseded.append(position.id)
+        if superseded and status == PositionStatus.OPEN:
+            await self._write(
+                update(PositionModel)
+                .where(PositionModel.id.in_(superseded))
+                .values(status=PositionStatus.CLOSED.value, **touched(PositionModel))
+            )
         quantity = figures.open_quantity if still_open else figures.quantity
         entry = figures.average_entry if still_open else figures.entry_price
         values = {
@@ -243,8 +250,7 @@ class TradeFollower(ScopedRepository):
             "status": status.value,
             "entry_time": figures.entry_time,
         }
-        position = and_(series, PositionModel.trade_id == trade_id)
-        if (await self._execute(select(PositionModel.id).where(position))).first() is None:
+        if own is None:
             await self._write(
                 insert(PositionModel).values(
                     values
@@ -256,6 +262,6 @@ class TradeFollower(ScopedRepository):
         else:
             await self._write(
                 update(PositionModel)
-                .where(position)
+                .where(PositionModel.id == own)
                 .values(values | touched(PositionModel) | {"version": PositionModel.version + 1})
             )

@@ -32,7 +32,7 @@ from iftb.data.storage.ledger_records import (
 )
 from iftb.data.storage.models import PositionModel, TradeModel
 from iftb.data.storage.repositories.audit.system_events import SystemEventRepository
-from iftb.data.storage.repositories.base import one_or_none, touched
+from iftb.data.storage.repositories.base import in_one_savepoint, one_or_none, touched
 from iftb.data.storage.repositories.journal.positions import PositionRepository
 from iftb.data.storage.repositories.journal.rows import lock_ledger
 from iftb.data.storage.repositories.journal.trade_follower import TradeFollower
@@ -48,6 +48,7 @@ _OPEN_POSITION = PositionModel.status == PositionStatus.OPEN.value
 class LedgerRepository(TradeFollower):
     """A scope's orders, fills and funding payments."""
 
+    @in_one_savepoint
     async def record_order(self, order: Order) -> Order:
         """Store an order (recording the same client order id again returns the stored one),
         then apply the fills that arrived before it."""
@@ -60,7 +61,7 @@ class LedgerRepository(TradeFollower):
             values = self._row_values(order, OrderModel)
             values |= {"filled_quantity": Decimal(0), "average_fill_price": None}
             statement = insert(OrderModel).values(values).returning(*_ORDERS)
-            stored = one_or_none(Order, await self._write(statement))
+            stored = one_or_none(Order, await self._execute(statement))
             assert stored is not None
         elif _identity(stored) != _identity(order):
             raise ConflictError(
@@ -73,6 +74,7 @@ class LedgerRepository(TradeFollower):
             return await self._apply(stored, waiting)
         return stored
 
+    @in_one_savepoint
     async def update_order(
         self,
         exchange: str,
@@ -101,6 +103,7 @@ class LedgerRepository(TradeFollower):
             raise ConflictError(f"order {client_order_id!r} changed meanwhile; nothing written")
         return updated
 
+    @in_one_savepoint
     async def record_fill(self, fill: Fill) -> Fill:
         """Store a fill (the same exchange fill id again is a no-op returning the stored one)
         and apply it: its order's filled quantity, average price and status, the trade and
@@ -118,12 +121,13 @@ class LedgerRepository(TradeFollower):
             await self._refuse_after_close(order.trade_id, fill)
         values = self._row_values(fill, FillModel) | {"order_id": order and order.id}
         statement = insert(FillModel).values(values).returning(*_FILLS)
-        stored = one_or_none(Fill, await self._write(statement))
+        stored = one_or_none(Fill, await self._execute(statement))
         assert stored is not None
         if order is not None:
             await self._settle(order, [*earlier, stored])
         return stored
 
+    @in_one_savepoint
     async def record_funding(self, payment: FundingPayment) -> FundingPayment:
         """Store a funding payment (the same symbol, side and time again is a no-op) and add
         it to the trade that was open then."""
@@ -142,7 +146,7 @@ class LedgerRepository(TradeFollower):
             return stored
         values = self._row_values(payment, FundingPaymentModel) | {"trade_id": None}
         statement = insert(FundingPaymentModel).values(values).returning(*_FUNDING)
-        stored = one_or_none(FundingPayment, await self._write(statement))
+        stored = one_or_none(FundingPayment, await self._execute(statement))
         assert stored is not None
         trade_id = await self._trade_open_at(stored)
         if trade_id is not None:
@@ -199,7 +203,9 @@ class LedgerRepository(TradeFollower):
     async def _apply(self, order: Order, fills: Sequence[Fill]) -> Order:
         """Link ``fills`` (which arrived before ``order``) to it, then settle the order."""
         ids = [fill.id for fill in fills]
-        await self._write(update(FillModel).where(FillModel.id.in_(ids)).values(order_id=order.id))
+        await self._execute(
+            update(FillModel).where(FillModel.id.in_(ids)).values(order_id=order.id)
+        )
         return await self._settle(order, await self._fills(FillModel.order_id == order.id))
 
     async def _settle(self, order: Order, mine: Sequence[Fill]) -> Order:
@@ -229,7 +235,7 @@ class LedgerRepository(TradeFollower):
             .values(values | touched(OrderModel) | {"version": OrderModel.version + 1})
             .returning(*_ORDERS)
         )
-        updated = one_or_none(Order, await self._write(statement))
+        updated = one_or_none(Order, await self._execute(statement))
         assert updated is not None
         await self.follow(order.trade_id)
         return updated

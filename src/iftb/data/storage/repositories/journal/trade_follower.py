@@ -170,7 +170,7 @@ class TradeFollower(ScopedRepository):
                 unlink.append(payment.id)
         for ids, owner in ((link, trade_id), (unlink, None)):
             if ids:
-                await self._write(
+                await self._execute(
                     update(FundingPaymentModel)
                     .where(FundingPaymentModel.id.in_(ids))
                     .values(trade_id=owner)
@@ -201,7 +201,7 @@ class TradeFollower(ScopedRepository):
             "exit_time": figures.exit_time,
         }
         row = values | {"trade_id": trade_id} | self.scope.values() | touched(TradeModel)
-        await self._write(self._scoped_upsert(TradeModel, row, ("trade_id",)))
+        await self._execute(self._scoped_upsert(TradeModel, row, ("trade_id",)))
         await self._store_position(trade_id, order, side, figures)
 
     async def _store_position(
@@ -236,7 +236,7 @@ class TradeFollower(ScopedRepository):
             elif still_open and position.status == PositionStatus.OPEN:
                 superseded.append(position.id)
         if superseded and status == PositionStatus.OPEN:
-            await self._write(
+            await self._execute(
                 update(PositionModel)
                 .where(PositionModel.id.in_(superseded))
                 .values(status=PositionStatus.CLOSED.value, **touched(PositionModel))
@@ -251,7 +251,7 @@ class TradeFollower(ScopedRepository):
             "entry_time": figures.entry_time,
         }
         if own is None:
-            await self._write(
+            await self._execute(
                 insert(PositionModel).values(
                     values
                     | {"symbol": order.symbol, "exchange": order.exchange, "side": side.value}
@@ -260,7 +260,7 @@ class TradeFollower(ScopedRepository):
                 )
             )
         else:
-            await self._write(
+            await self._execute(
                 update(PositionModel)
                 .where(PositionModel.id == own)
                 .values(values | touched(PositionModel) | {"version": PositionModel.version + 1})

@@ -3,10 +3,14 @@ duplicates, makes the same ledger, and every trade equals an independent computa
 
 from __future__ import annotations
 
+import asyncio
 import random
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -17,6 +21,7 @@ from iftb.data.storage import (
     ExchangePosition,
     Fill,
     FundingPayment,
+    Journal,
     Order,
     ValidationError,
 )
@@ -25,21 +30,34 @@ from tests.ledger_stream import T0, Stream, expected_figures, generate
 SMALL = {"symbols": 4, "trades_per_series": 3}
 
 
-async def record(db: DatabaseManager, stream: Stream, *, shuffled: bool, seed: int = 7) -> None:
+async def record(
+    db: DatabaseManager, stream: Stream, *, shuffled: bool, seed: int = 7, live: bool = False
+) -> None:
+    """Record the stream in one unit of work, or (``live``) each event in its own, retried
+    when it loses a race, as a live bot does: ledger calls are safe to repeat."""
     events: list[object] = [*stream.orders, *stream.fills, *stream.funding]
     if shuffled:
         rng = random.Random(seed)
         events += rng.sample(events, len(events) // 5)  # replays
         rng.shuffle(events)
-    async with db.scope("ledger", "live").session() as journal:
-        for event in events:
-            if isinstance(event, Order):
-                await journal.ledger.record_order(replace(event))
-            elif isinstance(event, Fill):
-                await journal.ledger.record_fill(replace(event))
-            else:
-                assert isinstance(event, FundingPayment)
-                await journal.ledger.record_funding(replace(event))
+    handle = db.scope("ledger", "live")
+    if not live:
+        async with handle.session() as journal:
+            for event in events:
+                await _record_one(journal, event)
+        return
+    for event in events:
+        await handle.run_idempotent(lambda journal, event=event: _record_one(journal, event))
+
+
+async def _record_one(journal: Journal, event: object) -> None:
+    if isinstance(event, Order):
+        await journal.ledger.record_order(replace(event))
+    elif isinstance(event, Fill):
+        await journal.ledger.record_fill(replace(event))
+    else:
+        assert isinstance(event, FundingPayment)
+        await journal.ledger.record_funding(replace(event))
 
 
 async def ledger_rows(db: DatabaseManager) -> dict[str, list[tuple[object, ...]]]:
@@ -213,3 +231,40 @@ async def test_funding_totals_per_symbol_and_day(db: DatabaseManager) -> None:
         (1, "ETHUSDT", Decimal(2), 1),
         (2, "BTCUSDT", Decimal(1), 1),
     ]
+
+
+RACER = """
+import asyncio, sys
+sys.path.insert(0, {root!r})
+from tests.ledger_stream import generate
+from tests.test_ledger import record
+from iftb.data.storage import DatabaseManager
+
+async def main(url, seed):
+    async with DatabaseManager(url) as db:
+        await record(db, generate(symbols=3, trades_per_series=2, seed=21), shuffled=True,
+                     seed=int(seed), live=True)
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+async def test_two_processes_recording_the_same_stream_make_the_ledger_of_one(
+    db: DatabaseManager, database_url: str, tmp_path: Path
+) -> None:
+    stream = generate(symbols=3, trades_per_series=2, seed=21)
+    await record(db, stream, shuffled=False)
+    alone = await ledger_rows(db)
+    await _empty_ledger(db)
+    script = tmp_path / "racer.py"
+    script.write_text(RACER.format(root=str(Path(__file__).parent.parent)))
+    racers = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, str(script), database_url, str(seed), stderr=subprocess.PIPE
+        )
+        for seed in (1, 2)
+    ]
+    for racer in racers:
+        _, stderr = await racer.communicate()
+        assert racer.returncode == 0, stderr.decode()[-2000:]
+    assert await ledger_rows(db) == alone

@@ -268,3 +268,15 @@ async def test_two_processes_recording_the_same_stream_make_the_ledger_of_one(
         _, stderr = await racer.communicate()
         assert racer.returncode == 0, stderr.decode()[-2000:]
     assert await ledger_rows(db) == alone
+
+
+async def test_an_order_is_refused_when_a_fill_waiting_for_it_does_not_match(
+    db: DatabaseManager,
+) -> None:
+    async with db.scope("b").session() as journal:
+        await journal.ledger.record_fill(_fill(1, symbol="ETHUSDT", side="sell"))
+    before = await ledger_rows(db)
+    async with db.scope("b").session() as journal:
+        with pytest.raises(ValidationError, match="side: fill 'f1' is a ETHUSDT sell"):
+            await journal.ledger.record_order(_order())
+    assert await ledger_rows(db) == before

@@ -69,10 +69,15 @@ class LedgerRepository(TradeFollower):
                 f"{stored.symbol} {stored.side} {stored.quantity} ({stored.trade_id}); "
                 "nothing was written"
             )
-        waiting = await self._fills(FillModel.client_order_id == stored.client_order_id)
-        if waiting:
-            return await self._apply(stored, waiting)
-        return stored
+        waiting = await self._fills(
+            (FillModel.exchange == stored.exchange)
+            & (FillModel.client_order_id == stored.client_order_id)
+        )
+        if not waiting:
+            return stored
+        for fill in waiting:
+            _check_fill(stored, fill, [])  # each one's symbol and side; the sum in _settle
+        return await self._apply(stored, waiting)
 
     @in_one_savepoint
     async def update_order(

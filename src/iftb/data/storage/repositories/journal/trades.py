@@ -1,7 +1,8 @@
 """TradeRepository: the trade journal, from entry to exit, and its statistics.
 
-PnL convention (docs/trading_journal.md): long ``(exit − entry) × quantity − fees``, short
-``(entry − exit) × quantity − fees``, where fees are the trade's total fees (entry and exit).
+PnL convention (docs/trading_journal.md): long ``(exit − entry) × quantity − fees + funding``,
+short ``(entry − exit) × quantity − fees + funding``, where fees are the trade's total fees (entry
+and exit) and funding what it received (positive) or paid while open.
 ``realized_pnl_pct`` is relative to the margin, ``entry × quantity / leverage``.
 """
 
@@ -169,7 +170,8 @@ class TradeRepository(ScopedRepository):
 def realized_pnl(
     trade: Trade, exit_price: Decimal, fees: Decimal
 ) -> tuple[Decimal, Decimal | None]:
-    """PnL after fees, and its percentage of the margin (entry × quantity / leverage).
+    """PnL after fees and funding, and its percentage of the margin (entry × quantity /
+    leverage).
 
     The percentage is None when even its wide column cannot hold it (a tiny margin after a huge
     move): unknown rather than a trade that can never close. The PnL itself is money and is
@@ -179,7 +181,8 @@ def realized_pnl(
         move = exit_price - trade.entry_price
         if trade.side == Side.SHORT:
             move = -move
-        pnl = (move * trade.quantity - fees).quantize(_MONEY, rounding=ROUND_HALF_UP)
+        funding = trade.funding or Decimal(0)
+        pnl = (move * trade.quantity - fees + funding).quantize(_MONEY, rounding=ROUND_HALF_UP)
     return pnl, pnl_percent(pnl, trade.entry_price, trade.quantity, trade.leverage)
 
 

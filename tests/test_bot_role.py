@@ -19,10 +19,13 @@ from iftb.data.storage import (
     ClusterError,
     DailyPerformanceRepository,
     DatabaseManager,
+    Fill,
+    FundingPayment,
     LLMAnalysisLog,
     LLMAnalysisLogRepository,
     OHLCVBar,
     OHLCVRepository,
+    Order,
     PositionRepository,
     StorageError,
     SystemEventRepository,
@@ -341,6 +344,26 @@ async def test_the_bot_keeps_its_state_and_locks(bot: DatabaseManager) -> None:
         assert await journal.state.delete("cooldown")
         await journal.locks.lock("BTCUSDT", T0 + timedelta(hours=1), now=T0)
         assert await journal.locks.unlock("BTCUSDT", at=T0) == 1
+
+
+async def test_the_bot_records_the_ledger(bot: DatabaseManager) -> None:
+    """Orders, fills and funding, and the trade and position they make, with the bot's rights
+    (the advisory lock of the ledger included)."""
+    async with bot.scope("trend-1", "live").session() as journal:
+        await journal.ledger.record_order(
+            Order(client_order_id="bot-o1", trade_id="bot-t1", symbol="BTCUSDT", side="buy",
+                  position_side="long", order_type="market", quantity=Decimal(1), placed_at=T0)
+        )  # fmt: skip
+        await journal.ledger.record_fill(
+            Fill(exchange_fill_id="bot-f1", client_order_id="bot-o1", symbol="BTCUSDT",
+                 side="buy", price=Decimal(100), quantity=Decimal(1), filled_at=T0)
+        )  # fmt: skip
+        await journal.ledger.record_funding(
+            FundingPayment(symbol="BTCUSDT", position_side="long",
+                           funding_time=T0 + timedelta(hours=8), amount=Decimal("-0.1"))
+        )  # fmt: skip
+        trade = await journal.trades.get_by_trade_id("bot-t1")
+    assert trade is not None and trade.funding == Decimal("-0.1")
 
 
 async def test_the_bot_reads_the_views(bot: DatabaseManager) -> None:

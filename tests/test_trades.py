@@ -155,6 +155,18 @@ async def test_close_trade_computes_pnl_after_fees_and_pct_of_margin(
     )
 
 
+async def test_close_trade_counts_the_funding_the_trade_received_or_paid(
+    session: AsyncSession,
+) -> None:
+    repo = TradeRepository(session)
+    await repo.insert(make_trade(trade_id="t", entry_price=Decimal(100), quantity=Decimal(1),
+                                 fee=Decimal(1), funding=Decimal("-5")))  # fmt: skip
+    closed = await repo.close_trade("t", Decimal(110), T0 + timedelta(hours=9), fee=Decimal(1))
+    assert closed.realized_pnl == Decimal(3)  # 10 move - 2 fees - 5 funding paid
+    statistics = await repo.get_statistics(days=100_000)
+    assert (statistics.total_funding, statistics.pnl_before_costs) == (Decimal(-5), Decimal(10))
+
+
 async def test_closing_twice_or_a_missing_trade_is_refused(session: AsyncSession) -> None:
     repo = TradeRepository(session)
     await repo.insert(make_trade(trade_id="t"))
@@ -244,6 +256,10 @@ def expected_statistics(trades: list) -> TradeStatistics:  # type: ignore[type-a
         gross_loss=-sum(losses, Decimal(0)),
         net_pnl=sum(pnls, Decimal(0)),
         total_fees=sum((t.fee for t in trades), Decimal(0)),
+        total_funding=sum((t.funding for t in trades), Decimal(0)),
+        pnl_before_costs=sum(pnls, Decimal(0))
+        + sum((t.fee for t in trades), Decimal(0))
+        - sum((t.funding for t in trades), Decimal(0)),
         avg_win=(sum(wins, Decimal(0)) / len(wins)).quantize(money),
         avg_loss=(-sum(losses, Decimal(0)) / len(losses)).quantize(money),
         largest_win=max(wins),

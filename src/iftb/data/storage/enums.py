@@ -64,3 +64,44 @@ class StateType(StrEnum):
     DECIMAL = "decimal"
     DATETIME = "datetime"
     JSON = "json"
+
+
+class OrderSide(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP_MARKET = "stop_market"
+    STOP_LIMIT = "stop_limit"
+    TAKE_PROFIT_MARKET = "take_profit_market"
+    TAKE_PROFIT_LIMIT = "take_profit_limit"
+    TRAILING_STOP_MARKET = "trailing_stop_market"
+    LIQUIDATION = "liquidation"
+    """The exchange closing a liquidated position: its fills make the trade ``liquidated``."""
+
+
+class TimeInForce(StrEnum):
+    GTC = "gtc"
+    IOC = "ioc"
+    FOK = "fok"
+    GTX = "gtx"
+    """Post only."""
+
+
+class OrderStatus(StrEnum):
+    NEW = "new"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+FINAL_ORDER_STATUSES = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
+)
+"""An order in one of these goes nowhere else; a new order goes anywhere; a partially filled
+one to any status but new and rejected."""

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Self
 
 from iftb.data.storage.enums import Mode
-from iftb.data.storage.records import TradeStatistics
 from iftb.data.storage.scopes import Scope
 
 
@@ -22,6 +22,37 @@ class _FromRow:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Self:
         return cls(**{f.name: row[f.name] for f in fields(cls)})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class TradeStatistics:
+    """Performance over a window of closed trades. Definitions: docs/storage_layer.md."""
+
+    total_trades: int = 0
+    winning_trades: int = 0
+    losing_trades: int = 0
+    breakeven_trades: int = 0
+    win_rate: Decimal = Decimal(0)
+    gross_profit: Decimal = Decimal(0)
+    gross_loss: Decimal = Decimal(0)
+    net_pnl: Decimal = Decimal(0)
+    """After costs: fees paid and funding paid or received."""
+    total_fees: Decimal = Decimal(0)
+    total_funding: Decimal = Decimal(0)
+    """Received (positive) or paid (negative)."""
+    pnl_before_costs: Decimal = Decimal(0)
+    """``net_pnl + total_fees - total_funding``: what the price moves alone made."""
+    avg_win: Decimal = Decimal(0)
+    avg_loss: Decimal = Decimal(0)
+    largest_win: Decimal = Decimal(0)
+    largest_loss: Decimal = Decimal(0)
+    profit_factor: Decimal | None = None
+    expectancy: Decimal = Decimal(0)
+    max_drawdown_amount: Decimal = Decimal(0)
+    max_drawdown_pct: Decimal = Decimal(0)
+    avg_holding_time: timedelta = timedelta(0)
+    longest_winning_streak: int = 0
+    longest_losing_streak: int = 0
 
 
 @dataclass(frozen=True, slots=True)

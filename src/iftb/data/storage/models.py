@@ -117,14 +117,14 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class _Row:
+class IdentityRow:
     """Columns every table has: an identity key and the insertion time."""
 
     id: Mapped[int] = mapped_column(BigId, Identity(), primary_key=True, sort_order=-1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=utcnow())
 
 
-class _Scoped:
+class ScopeColumns:
     """The scope of a journal row (``scopes.Scope``); deleting a backtest run deletes its rows."""
 
     bot: Mapped[str] = mapped_column(
@@ -138,7 +138,7 @@ class _Scoped:
     )
 
 
-class OHLCVModel(_Row, Base):
+class OHLCVModel(IdentityRow, Base):
     """Candles. On PostgreSQL the table is partitioned by ``timestamp`` (migration 0002), so its
     keys hold ``timestamp``; they hold ``symbol`` too, the column Citus would distribute by."""
 
@@ -166,7 +166,7 @@ class OHLCVModel(_Row, Base):
     trades_count: Mapped[int | None] = mapped_column(Integer)
 
 
-class TradeModel(_Scoped, _Row, Base):
+class TradeModel(ScopeColumns, IdentityRow, Base):
     __tablename__ = "trades"
     __table_args__ = (
         CheckConstraint(one_of("side", Side), name="side"),
@@ -197,6 +197,7 @@ class TradeModel(_Scoped, _Row, Base):
     realized_pnl: Mapped[Decimal | None] = mapped_column(Money)
     realized_pnl_pct: Mapped[Decimal | None] = mapped_column(Percent)
     fee: Mapped[Decimal | None] = mapped_column(Money, server_default=text("0"))
+    funding: Mapped[Decimal | None] = mapped_column(Money, server_default=text("0"))
     signal_score: Mapped[Decimal | None] = mapped_column(Score)
     technical_score: Mapped[Decimal | None] = mapped_column(Score)
     llm_score: Mapped[Decimal | None] = mapped_column(Score)
@@ -214,7 +215,7 @@ class TradeModel(_Scoped, _Row, Base):
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
 
-class PositionModel(_Scoped, _Row, Base):
+class PositionModel(ScopeColumns, IdentityRow, Base):
     __tablename__ = "positions"
     __table_args__ = (
         CheckConstraint(one_of("side", Side), name="side"),
@@ -255,7 +256,7 @@ class PositionModel(_Scoped, _Row, Base):
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
 
-class LLMAnalysisLogModel(_Scoped, _Row, Base):
+class LLMAnalysisLogModel(ScopeColumns, IdentityRow, Base):
     __tablename__ = "llm_analysis_log"
     __table_args__ = (
         CheckConstraint(one_of("status", LLMCallStatus), name="status"),
@@ -285,7 +286,7 @@ class LLMAnalysisLogModel(_Scoped, _Row, Base):
     execution_time_ms: Mapped[int | None] = mapped_column(Integer)
 
 
-class SystemEventModel(_Scoped, _Row, Base):
+class SystemEventModel(ScopeColumns, IdentityRow, Base):
     __tablename__ = "system_events"
     __table_args__ = (
         CheckConstraint(one_of("severity", Severity), name="severity"),
@@ -308,7 +309,7 @@ class SystemEventModel(_Scoped, _Row, Base):
     stack_trace: Mapped[str | None] = mapped_column(Text)
 
 
-class DailyPerformanceModel(_Scoped, _Row, Base):
+class DailyPerformanceModel(ScopeColumns, IdentityRow, Base):
     __tablename__ = "daily_performance"
     __table_args__ = (
         *scope_rules(),
@@ -326,6 +327,7 @@ class DailyPerformanceModel(_Scoped, _Row, Base):
     net_pnl: Mapped[Decimal | None] = mapped_column(Money, server_default=text("0"))
     net_pnl_pct: Mapped[Decimal | None] = mapped_column(Percent)
     total_fees: Mapped[Decimal | None] = mapped_column(Money, server_default=text("0"))
+    total_funding: Mapped[Decimal | None] = mapped_column(Money, server_default=text("0"))
     avg_position_size: Mapped[Decimal | None] = mapped_column(Money)
     max_position_size: Mapped[Decimal | None] = mapped_column(Money)
     total_volume: Mapped[Decimal | None] = mapped_column(Money)
@@ -344,7 +346,7 @@ class DailyPerformanceModel(_Scoped, _Row, Base):
     )
 
 
-class BacktestRunModel(_Row, Base):
+class BacktestRunModel(IdentityRow, Base):
     """One backtest: what ran on which data, and how it did. Its journal rows (mode
     ``backtest``) reference it and are deleted with it."""
 
@@ -369,7 +371,7 @@ class BacktestRunModel(_Row, Base):
     error_message: Mapped[str | None] = mapped_column(Text)
 
 
-class BotStateModel(_Scoped, _Row, Base):
+class BotStateModel(ScopeColumns, IdentityRow, Base):
     """A bot's key-value state, one value per key and scope, stored as text with its type."""
 
     __tablename__ = "bot_state"
@@ -387,7 +389,7 @@ class BotStateModel(_Scoped, _Row, Base):
     )
 
 
-class PairLockModel(_Scoped, _Row, Base):
+class PairLockModel(ScopeColumns, IdentityRow, Base):
     """A pair a bot must not trade (on one side or both) until ``lock_end_time``."""
 
     __tablename__ = "pair_locks"

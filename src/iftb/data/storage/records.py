@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Self
 
@@ -34,7 +34,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class _Validated:
+class ValidatedRecord:
     """Checks every field against its column's rule, then the record's own invariants."""
 
     __slots__ = ()
@@ -84,7 +84,7 @@ def _field_names(cls: type) -> tuple[str, ...]:
     return names
 
 
-def _rules_for(model: Any, *, unchecked: tuple[str, ...] = (), **choices: Any) -> dict[str, Rule]:
+def record_rules(model: Any, *, unchecked: tuple[str, ...] = (), **choices: Any) -> dict[str, Rule]:
     """The column rules, but for ``created_at`` (set by the database) and ``unchecked`` columns
     the record does not carry; ``id`` keeps its rule, as a record handed back to ``update``
     must still hold an id that fits BIGINT. A row's scope is checked by ``Scope``."""
@@ -121,10 +121,10 @@ class SeriesCoverage:
 
 
 @dataclass(frozen=True, slots=True)
-class OHLCVBar(_Validated):
+class OHLCVBar(ValidatedRecord):
     """One candle. ``timestamp`` is its open time, on the timeframe's boundary, in UTC."""
 
-    _rules: ClassVar[dict[str, Rule]] = _rules_for(OHLCVModel, unchecked=("id",))
+    _rules: ClassVar[dict[str, Rule]] = record_rules(OHLCVModel, unchecked=("id",))
     _required: ClassVar[frozenset[str]] = required_columns(OHLCVModel)
 
     symbol: str
@@ -178,10 +178,10 @@ class ResampledBar:
 
 
 @dataclass(slots=True)
-class Trade(_Validated):
+class Trade(ValidatedRecord):
     """A trade from entry to exit. ``id`` is the database id, set once stored."""
 
-    _rules: ClassVar[dict[str, Rule]] = _rules_for(TradeModel, side=Side, action=TradeAction)
+    _rules: ClassVar[dict[str, Rule]] = record_rules(TradeModel, side=Side, action=TradeAction)
     _required: ClassVar[frozenset[str]] = required_columns(TradeModel)
 
     trade_id: str
@@ -196,6 +196,8 @@ class Trade(_Validated):
     realized_pnl: Decimal | None = None
     realized_pnl_pct: Decimal | None = None
     fee: Decimal = Decimal(0)
+    funding: Decimal = Decimal(0)
+    """Funding received (positive) or paid (negative) while the trade was open."""
     signal_score: Decimal | None = None
     technical_score: Decimal | None = None
     llm_score: Decimal | None = None
@@ -239,10 +241,12 @@ class Trade(_Validated):
 
 
 @dataclass(slots=True)
-class Position(_Validated):
+class Position(ValidatedRecord):
     """A position on one side of a symbol. ``id`` is the database id, set once stored."""
 
-    _rules: ClassVar[dict[str, Rule]] = _rules_for(PositionModel, side=Side, status=PositionStatus)
+    _rules: ClassVar[dict[str, Rule]] = record_rules(
+        PositionModel, side=Side, status=PositionStatus
+    )
     _required: ClassVar[frozenset[str]] = required_columns(PositionModel)
 
     symbol: str
@@ -286,10 +290,10 @@ class Position(_Validated):
 
 
 @dataclass(slots=True)
-class SystemEvent(_Validated):
+class SystemEvent(ValidatedRecord):
     """Something an operator may need to know: a warning, an error, a restart."""
 
-    _rules: ClassVar[dict[str, Rule]] = _rules_for(SystemEventModel, severity=Severity)
+    _rules: ClassVar[dict[str, Rule]] = record_rules(SystemEventModel, severity=Severity)
     _required: ClassVar[frozenset[str]] = required_columns(SystemEventModel)
 
     event_type: str
@@ -310,10 +314,10 @@ class SystemEvent(_Validated):
 
 
 @dataclass(slots=True)
-class LLMAnalysisLog(_Validated):
+class LLMAnalysisLog(ValidatedRecord):
     """One LLM call: what was asked, what came back, what it cost and how long it took."""
 
-    _rules: ClassVar[dict[str, Rule]] = _rules_for(LLMAnalysisLogModel, status=LLMCallStatus)
+    _rules: ClassVar[dict[str, Rule]] = record_rules(LLMAnalysisLogModel, status=LLMCallStatus)
     _required: ClassVar[frozenset[str]] = required_columns(LLMAnalysisLogModel)
 
     analysis_type: str
@@ -368,10 +372,10 @@ class LLMUsage:
 
 
 @dataclass(slots=True)
-class DailyPerformance(_Validated):
+class DailyPerformance(ValidatedRecord):
     """One day's trading results on one exchange (the daily rollup)."""
 
-    _rules: ClassVar[dict[str, Rule]] = _rules_for(DailyPerformanceModel)
+    _rules: ClassVar[dict[str, Rule]] = record_rules(DailyPerformanceModel)
     _required: ClassVar[frozenset[str]] = required_columns(DailyPerformanceModel)
 
     date: date
@@ -385,6 +389,7 @@ class DailyPerformance(_Validated):
     net_pnl: Decimal = Decimal(0)
     net_pnl_pct: Decimal | None = None
     total_fees: Decimal = Decimal(0)
+    total_funding: Decimal = Decimal(0)
     avg_position_size: Decimal | None = None
     max_position_size: Decimal | None = None
     total_volume: Decimal | None = None
@@ -414,29 +419,3 @@ class DailyPerformance(_Validated):
             raise ValidationError(
                 "winning_trades: wins and losses exceed total_trades", field="winning_trades"
             )
-
-
-@dataclass(frozen=True, slots=True)
-class TradeStatistics:
-    """Performance over a window of closed trades. Definitions: docs/storage_layer.md."""
-
-    total_trades: int = 0
-    winning_trades: int = 0
-    losing_trades: int = 0
-    breakeven_trades: int = 0
-    win_rate: Decimal = Decimal(0)
-    gross_profit: Decimal = Decimal(0)
-    gross_loss: Decimal = Decimal(0)
-    net_pnl: Decimal = Decimal(0)
-    total_fees: Decimal = Decimal(0)
-    avg_win: Decimal = Decimal(0)
-    avg_loss: Decimal = Decimal(0)
-    largest_win: Decimal = Decimal(0)
-    largest_loss: Decimal = Decimal(0)
-    profit_factor: Decimal | None = None
-    expectancy: Decimal = Decimal(0)
-    max_drawdown_amount: Decimal = Decimal(0)
-    max_drawdown_pct: Decimal = Decimal(0)
-    avg_holding_time: timedelta = timedelta(0)
-    longest_winning_streak: int = 0
-    longest_losing_streak: int = 0

@@ -13,6 +13,7 @@ from iftb.data.storage.repositories.audit.llm_analysis_log import LLMAnalysisLog
 from iftb.data.storage.repositories.audit.system_events import SystemEventRepository
 from iftb.data.storage.repositories.journal.bot_state import BotStateRepository
 from iftb.data.storage.repositories.journal.daily_performance import DailyPerformanceRepository
+from iftb.data.storage.repositories.journal.ledger import LedgerRepository
 from iftb.data.storage.repositories.journal.pair_locks import PairLockRepository
 from iftb.data.storage.repositories.journal.positions import PositionRepository
 from iftb.data.storage.repositories.journal.trades import TradeRepository
@@ -37,6 +38,7 @@ class Journal:
         self.llm_calls = LLMAnalysisLogRepository(session, scope)
         self.state = BotStateRepository(session, scope)
         self.locks = PairLockRepository(session, scope)
+        self.ledger = LedgerRepository(session, scope)
 
     def __repr__(self) -> str:
         return f"Journal({self.scope})"

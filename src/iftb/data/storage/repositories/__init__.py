@@ -7,6 +7,7 @@ from iftb.data.storage.repositories.audit.system_events import SystemEventReposi
 from iftb.data.storage.repositories.journal.backtest_runs import BacktestRunRepository
 from iftb.data.storage.repositories.journal.bot_state import BotStateRepository
 from iftb.data.storage.repositories.journal.daily_performance import DailyPerformanceRepository
+from iftb.data.storage.repositories.journal.ledger import LedgerRepository
 from iftb.data.storage.repositories.journal.pair_locks import PairLockRepository
 from iftb.data.storage.repositories.journal.positions import PositionRepository
 from iftb.data.storage.repositories.journal.scopes import ScopeRepository
@@ -18,6 +19,7 @@ __all__ = [
     "BotStateRepository",
     "DailyPerformanceRepository",
     "LLMAnalysisLogRepository",
+    "LedgerRepository",
     "OHLCVRepository",
     "PairLockRepository",
     "PositionRepository",

@@ -177,6 +177,22 @@ def checked_limit(limit: int, field: str = "limit") -> int:
     return limit
 
 
+def in_one_savepoint(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """``method`` (of a repository) run in one savepoint: if the database, or a rule checked
+    along the way, refuses any of its statements, none of them stays, and the caller's unit of
+    work is as it was and still usable. One savepoint per call, not per statement."""
+
+    @functools.wraps(method)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        repository = args[0]
+        assert isinstance(repository, Repository)
+        with translated_errors():
+            async with repository.session.begin_nested():
+                return await method(*args, **kwargs)
+
+    return run
+
+
 def _in_decimal_context(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     """``method`` run in ``DECIMAL_CONTEXT``, whatever the caller's context (PnL, percentages,
     averages and bound values are then the same for every caller). The decimal context is a

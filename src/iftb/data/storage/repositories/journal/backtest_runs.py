@@ -18,9 +18,9 @@ from sqlalchemy import Select, func, insert, select, update
 
 from iftb.data.storage.enums import RunStatus
 from iftb.data.storage.errors import ConflictError, NotFoundError, ValidationError
-from iftb.data.storage.journal_records import BacktestRun
+from iftb.data.storage.journal_records import BacktestRun, TradeStatistics
 from iftb.data.storage.models import BacktestRunModel, TradeModel
-from iftb.data.storage.records import Trade, TradeStatistics
+from iftb.data.storage.records import Trade
 from iftb.data.storage.repositories.base import (
     GENERATED_COLUMNS,
     Repository,
@@ -51,7 +51,7 @@ _RECORD_COLUMNS = tuple(
 )
 _RECORD_VALUES = attrgetter(*_RECORD_COLUMNS)
 _TRADE_COLUMNS = (*_RECORD_COLUMNS, *SCOPE_COLUMNS)
-_DEFAULTS = {"leverage": Decimal(1), "fee": Decimal(0)}
+_DEFAULTS = {"leverage": Decimal(1), "fee": Decimal(0), "funding": Decimal(0)}
 _FINAL = (RunStatus.FINISHED, RunStatus.FAILED)
 
 

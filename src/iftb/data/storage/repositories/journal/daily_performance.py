@@ -169,6 +169,7 @@ class DailyPerformanceRepository(ScopedRepository):
             net_pnl=stats.net_pnl,
             net_pnl_pct=_storable("net_pnl_pct", _percent_of(stats.net_pnl, starting_balance)),
             total_fees=stats.total_fees,
+            total_funding=stats.total_funding,
             avg_position_size=sizes.average_notional,
             max_position_size=sizes.largest_notional,
             total_volume=sizes.traded_volume,

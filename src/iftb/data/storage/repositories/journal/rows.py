@@ -1,4 +1,5 @@
-"""Where the backends differ for journal rows: bulk writes and deleting a backtest run.
+"""Where the backends differ for journal rows: bulk writes, deleting a backtest run, and
+serialising ledger writes.
 
 Bulk writes take rows already checked by their records and send them the fastest way each
 driver has: binary COPY on the session's own asyncpg connection (inside its transaction) on
@@ -20,6 +21,7 @@ from sqlalchemy.types import TypeEngine
 
 from iftb.data.storage.errors import translated_errors
 from iftb.data.storage.models import BacktestRunModel, TradeModel
+from iftb.data.storage.scopes import Scope
 from iftb.data.storage.types import ExactNumeric, UTCDateTime
 
 SQLITE_CHUNK = 5_000
@@ -120,3 +122,16 @@ async def delete_run(connection: AsyncConnection, run_id: int) -> int | None:
             delete(BacktestRunModel).where(BacktestRunModel.id == run_id)
         )
         return count if gone.rowcount else None
+
+
+async def lock_ledger(
+    connection: AsyncConnection, scope: Scope, exchange: str, symbol: str
+) -> None:
+    """Serialise the ledger writes of one symbol of a scope until the transaction ends, so two
+    processes recording the same fills agree. PostgreSQL: a transaction-scoped advisory lock;
+    SQLite: a write unit already holds the database's one write lock (BEGIN IMMEDIATE)."""
+    if connection.dialect.name != "postgresql":
+        return
+    key = f"iftb-ledger:{scope}:{exchange}:{symbol}"
+    with translated_errors():
+        await connection.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from iftb.data.storage.enums import TradeAction
 from iftb.data.storage.errors import translated_errors
+from iftb.data.storage.journal_records import TradeStatistics
 from iftb.data.storage.models import TradeModel
-from iftb.data.storage.records import TradeStatistics
 from iftb.data.storage.sql_functions import (
     dec_add,
     dec_div,
@@ -91,6 +91,8 @@ def _assemble(totals: Any, drawdown: Any, streaks: dict[int, int]) -> TradeStati
         gross_loss=gross_loss,
         net_pnl=totals.net,
         total_fees=totals.fees or ZERO,
+        total_funding=totals.funding or ZERO,
+        pnl_before_costs=totals.net + (totals.fees or ZERO) - (totals.funding or ZERO),
         avg_win=_money(gross_profit / totals.wins) if totals.wins else ZERO,
         avg_loss=_money(gross_loss / totals.losers) if totals.losers else ZERO,
         largest_win=max(totals.best, ZERO),
@@ -140,6 +142,7 @@ def _totals_query(closed: tuple[ColumnElement[bool], ...]) -> Any:
         dec_sum(case((sign < 0, PNL))).label("losses"),
         dec_sum(PNL).label("net"),
         dec_sum(TradeModel.fee).label("fees"),
+        dec_sum(TradeModel.funding).label("funding"),
         dec_max(PNL).label("best"),
         dec_min(PNL).label("worst"),
         # exact integer microseconds summed on both backends (an average would be a float

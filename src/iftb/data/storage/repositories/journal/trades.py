@@ -1,7 +1,8 @@
 """TradeRepository: the trade journal, from entry to exit, and its statistics.
 
-PnL convention (docs/trading_journal.md): long ``(exit − entry) × quantity − fees``, short
-``(entry − exit) × quantity − fees``, where fees are the trade's total fees (entry and exit).
+PnL convention (docs/trading_journal.md): long ``(exit − entry) × quantity − fees + funding``,
+short ``(entry − exit) × quantity − fees + funding``, where fees are the trade's total fees (entry
+and exit) and funding what it received (positive) or paid while open.
 ``realized_pnl_pct`` is relative to the margin, ``entry × quantity / leverage``.
 """
 
@@ -16,8 +17,9 @@ from sqlalchemy import select
 
 from iftb.data.storage.enums import Side, TradeAction
 from iftb.data.storage.errors import ConflictError, NotFoundError, ValidationError
+from iftb.data.storage.journal_records import TradeStatistics
 from iftb.data.storage.models import Percent, TradeModel
-from iftb.data.storage.records import Trade, TradeStatistics
+from iftb.data.storage.records import Trade
 from iftb.data.storage.repositories.base import (
     GENERATED_COLUMNS,
     all_records,
@@ -168,7 +170,8 @@ class TradeRepository(ScopedRepository):
 def realized_pnl(
     trade: Trade, exit_price: Decimal, fees: Decimal
 ) -> tuple[Decimal, Decimal | None]:
-    """PnL after fees, and its percentage of the margin (entry × quantity / leverage).
+    """PnL after fees and funding, and its percentage of the margin (entry × quantity /
+    leverage).
 
     The percentage is None when even its wide column cannot hold it (a tiny margin after a huge
     move): unknown rather than a trade that can never close. The PnL itself is money and is
@@ -178,10 +181,20 @@ def realized_pnl(
         move = exit_price - trade.entry_price
         if trade.side == Side.SHORT:
             move = -move
-        pnl = (move * trade.quantity - fees).quantize(_MONEY, rounding=ROUND_HALF_UP)
-        margin = trade.entry_price * trade.quantity / (trade.leverage or Decimal(1))
+        funding = trade.funding or Decimal(0)
+        pnl = (move * trade.quantity - fees + funding).quantize(_MONEY, rounding=ROUND_HALF_UP)
+    return pnl, pnl_percent(pnl, trade.entry_price, trade.quantity, trade.leverage)
+
+
+def pnl_percent(
+    pnl: Decimal, entry_price: Decimal, quantity: Decimal, leverage: Decimal | None
+) -> Decimal | None:
+    """``pnl`` as a percentage of the margin (entry × quantity / leverage); None when even its
+    wide column cannot hold it."""
+    with localcontext(prec=60):
+        margin = entry_price * quantity / (leverage or Decimal(1))
         pct = (pnl / margin * 100).quantize(_PERCENT, rounding=ROUND_HALF_UP)
-    return pnl, pct if Percent.holds(pct) else None
+    return pct if Percent.holds(pct) else None
 
 
 def _changed(trade: Trade, version: int | None, latest: Trade | None = None) -> ConflictError:

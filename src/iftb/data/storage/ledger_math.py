@@ -1,0 +1,126 @@
+"""How a trade follows its fills and funding payments: exact, whatever order they arrived in.
+
+A trade's fills are applied in time order (ties by exchange fill id), so the same fills give the
+same trade however a websocket delivered them. Average-cost accounting, as exchanges and
+freqtrade keep it:
+
+* an opening fill (buy on a long, sell on a short) moves the average entry price:
+  ``avg ← (avg × open + price × q) / (open + q)``;
+* a closing fill realises ``(price − avg) × q`` on a long, ``(avg − price) × q`` on a short;
+* ``realized_pnl = Σ realised − Σ fees + Σ funding`` (funding received is positive).
+
+Leverage changes the margin and the percentages, never the absolute PnL. Values are computed
+exactly and rounded once, half up, to the column's 8 places.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+
+from iftb.data.storage.enums import OrderSide, Side
+
+ZERO = Decimal(0)
+_MONEY = Decimal("1e-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """What the arithmetic needs of a fill."""
+
+    fill_id: str
+    side: OrderSide
+    price: Decimal
+    quantity: Decimal
+    fee: Decimal
+    at: datetime
+    liquidation: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TradeFigures:
+    """A trade as its fills and funding make it."""
+
+    entry_price: Decimal
+    """Volume-weighted price of the opening fills."""
+    quantity: Decimal
+    """Everything opened (scale-ins included)."""
+    open_quantity: Decimal
+    """Still open: zero once closed."""
+    average_entry: Decimal
+    """The average entry of what is still open (the position's entry price)."""
+    exit_price: Decimal | None
+    """Volume-weighted price of the closing fills."""
+    gross_pnl: Decimal
+    fees: Decimal
+    funding: Decimal
+    realized_pnl: Decimal
+    entry_time: datetime
+    exit_time: datetime | None
+    """The last closing fill's time, once nothing is open."""
+    liquidated: bool
+
+    @property
+    def is_closed(self) -> bool:
+        return self.exit_time is not None
+
+
+def trade_figures(
+    position_side: Side, executions: Iterable[Execution], funding: Iterable[Decimal] = ()
+) -> TradeFigures | None:
+    """The trade made by ``executions`` (any order) and ``funding``; None without an opening
+    fill yet (a closing fill that arrived first waits for it).
+
+    A closing fill beyond what is open, in time order, is counted as closing what is open and
+    no more is realised on the excess: it can only be a fill whose opening fill has not arrived
+    yet (``open_quantity`` is then negative, and the trade stays open until it does).
+    """
+    opening = OrderSide.BUY if position_side == Side.LONG else OrderSide.SELL
+    direction = 1 if position_side == Side.LONG else -1
+    ordered = sorted(executions, key=lambda e: (e.at, e.fill_id))
+    with localcontext(prec=60):
+        average, held, realised, fees = ZERO, ZERO, ZERO, ZERO
+        opened, opened_cost, closed, closed_value = ZERO, ZERO, ZERO, ZERO
+        first: datetime | None = None
+        last_close: datetime | None = None
+        liquidated = False
+        for fill in ordered:
+            fees += fill.fee
+            if fill.side == opening:
+                first = first or fill.at
+                average = (average * max(held, ZERO) + fill.price * fill.quantity) / (
+                    max(held, ZERO) + fill.quantity
+                )
+                held += fill.quantity
+                opened += fill.quantity
+                opened_cost += fill.price * fill.quantity
+            else:
+                realised += direction * (fill.price - average) * min(fill.quantity, max(held, ZERO))
+                held -= fill.quantity
+                closed += fill.quantity
+                closed_value += fill.price * fill.quantity
+                last_close = fill.at
+                liquidated = liquidated or fill.liquidation
+        if first is None:
+            return None
+        paid = sum(funding, ZERO)
+        return TradeFigures(
+            entry_price=_money(opened_cost / opened),
+            quantity=opened,
+            open_quantity=held,
+            average_entry=_money(average),
+            exit_price=_money(closed_value / closed) if closed else None,
+            gross_pnl=_money(realised),
+            fees=fees,
+            funding=paid,
+            realized_pnl=_money(realised - fees + paid),
+            entry_time=first,
+            exit_time=last_close if held == 0 and closed else None,
+            liquidated=liquidated,
+        )
+
+
+def _money(value: Decimal) -> Decimal:
+    return value.quantize(_MONEY, rounding=ROUND_HALF_UP)

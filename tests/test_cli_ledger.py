@@ -17,6 +17,7 @@ from iftb.cli import app
 from iftb.commands import common
 from iftb.data.storage import DatabaseManager, Fill, FundingPayment, Order
 from tests.factories import T0
+from tests.support.cli_results import ok, refused
 
 Invoke = Callable[..., Result]
 SCOPE = "trend-1/paper"
@@ -104,22 +105,6 @@ def _fill(
         price=Decimal(price), quantity=Decimal(quantity),
         filled_at=T0 + timedelta(minutes=minutes), **fields,  # type: ignore[arg-type]
     )  # fmt: skip
-
-
-def ok(result: Result, code: int = 0) -> str:
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    return result.output
-
-
-def refused(result: Result, *words: str) -> str:
-    """A clear refusal: exit 1, one ``error:`` line naming ``words``, and no traceback."""
-    assert result.exit_code == 1, result.output
-    assert result.output.startswith("error: ") and result.output.count("\n") == 1, result.output
-    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
-    for word in words:
-        assert word in result.output, (word, result.output)
-    return result.output
 
 
 def rows(output: str) -> list[Row]:

@@ -21,6 +21,7 @@ from iftb.data.storage import (
     Trade,
 )
 from tests.factories import T0, make_trade
+from tests.support.cli_results import ok, refused
 
 Invoke = Callable[..., Result]
 PAPER = Scope("trend-1", "paper")
@@ -84,21 +85,6 @@ def _closed(number: int, sign: str) -> Trade:
 
 def _hours(count: int) -> timedelta:
     return timedelta(hours=count)
-
-
-def ok(result: Result) -> str:
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
-def refused(result: Result, *words: str) -> str:
-    """A clear refusal: exit 1, one ``error:`` line naming ``words``, and no traceback."""
-    assert result.exit_code == 1, result.output
-    assert result.output.startswith("error: ") and result.output.count("\n") == 1, result.output
-    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
-    for word in words:
-        assert word in result.output, (word, result.output)
-    return result.output
 
 
 def test_help_lists_the_scope_commands() -> None:

@@ -48,6 +48,7 @@ from iftb.data.storage.ledger_records import (
     Fill,
     FundingPayment,
     FundingTotal,
+    HistoryCounts,
     Order,
     PositionDifference,
 )
@@ -121,6 +122,7 @@ __all__ = [
     "FundingPaymentModel",
     "FundingTotal",
     "Gap",
+    "HistoryCounts",
     "Journal",
     "LLMAnalysisLog",
     "LLMAnalysisLogModel",

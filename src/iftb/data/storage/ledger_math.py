@@ -23,7 +23,8 @@ from decimal import ROUND_HALF_UP, Decimal, localcontext
 from iftb.data.storage.enums import OrderSide, Side
 
 ZERO = Decimal(0)
-_MONEY = Decimal("1e-8")
+MONEY = Decimal("1e-8")
+"""The 8 places of a money column."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,4 +124,4 @@ def trade_figures(
 
 
 def _money(value: Decimal) -> Decimal:
-    return value.quantize(_MONEY, rounding=ROUND_HALF_UP)
+    return value.quantize(MONEY, rounding=ROUND_HALF_UP)

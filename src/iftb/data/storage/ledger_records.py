@@ -170,6 +170,17 @@ class ExchangePosition:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryCounts:
+    """What recording a history wrote: new orders, fills and funding payments (replays are
+    not counted), and the trades it created or changed."""
+
+    orders: int
+    fills: int
+    funding: int
+    trades: int
+
+
+@dataclass(frozen=True, slots=True)
 class FundingTotal:
     """Funding of one symbol on one UTC day: received (positive) or paid."""
 

@@ -21,18 +21,27 @@ from iftb.data.storage.enums import (
     OrderStatus,
     PositionStatus,
 )
-from iftb.data.storage.errors import ConflictError, NotFoundError, ValidationError
+from iftb.data.storage.errors import ConflictError, NotFoundError
+from iftb.data.storage.ledger_book import (
+    check_fill,
+    check_same_order,
+    check_same_trade,
+    fill_after_close,
+    order_progress,
+)
 from iftb.data.storage.ledger_models import FillModel, FundingPaymentModel, OrderModel
 from iftb.data.storage.ledger_records import (
     ExchangePosition,
     Fill,
     FundingPayment,
+    HistoryCounts,
     Order,
     PositionDifference,
 )
 from iftb.data.storage.models import PositionModel, TradeModel
 from iftb.data.storage.repositories.audit.system_events import SystemEventRepository
 from iftb.data.storage.repositories.base import in_one_savepoint, one_or_none, touched
+from iftb.data.storage.repositories.journal.ledger_history import HistoryWriter
 from iftb.data.storage.repositories.journal.positions import PositionRepository
 from iftb.data.storage.repositories.journal.rows import lock_ledger
 from iftb.data.storage.repositories.journal.trade_follower import TradeFollower
@@ -58,17 +67,14 @@ class LedgerRepository(TradeFollower):
         )
         stored = await self._order(order.exchange, order.client_order_id)
         if stored is None:
+            check_same_trade(order, await self._an_order_of(order.trade_id))
             values = self._row_values(order, OrderModel)
             values |= {"filled_quantity": Decimal(0), "average_fill_price": None}
             statement = insert(OrderModel).values(values).returning(*_ORDERS)
             stored = one_or_none(Order, await self._execute(statement))
             assert stored is not None
-        elif _identity(stored) != _identity(order):
-            raise ConflictError(
-                f"client_order_id: {order.client_order_id!r} is already an order of "
-                f"{stored.symbol} {stored.side} {stored.quantity} ({stored.trade_id}); "
-                "nothing was written"
-            )
+        else:
+            check_same_order(stored, order)
         waiting = await self._fills(
             (FillModel.exchange == stored.exchange)
             & (FillModel.client_order_id == stored.client_order_id)
@@ -76,7 +82,7 @@ class LedgerRepository(TradeFollower):
         if not waiting:
             return stored
         for fill in waiting:
-            _check_fill(stored, fill, [])  # each one's symbol and side; the sum in _settle
+            check_fill(stored, fill, [])  # each one's symbol and side; the sum in _settle
         return await self._apply(stored, waiting)
 
     @in_one_savepoint
@@ -122,7 +128,7 @@ class LedgerRepository(TradeFollower):
         earlier: list[Fill] = []
         if order is not None:
             earlier = await self._fills(FillModel.order_id == order.id)
-            _check_fill(order, fill, earlier)
+            check_fill(order, fill, earlier)
             await self._refuse_after_close(order.trade_id, fill)
         values = self._row_values(fill, FillModel) | {"order_id": order and order.id}
         statement = insert(FillModel).values(values).returning(*_FILLS)
@@ -157,6 +163,17 @@ class LedgerRepository(TradeFollower):
         if trade_id is not None:
             await self.follow(trade_id)
         return one_or_none(FundingPayment, await self._execute(select(*_FUNDING).where(*key)))  # type: ignore[return-value]
+
+    async def record_history(
+        self,
+        orders: Sequence[Order] = (),
+        fills: Sequence[Fill] = (),
+        funding: Sequence[FundingPayment] = (),
+    ) -> HistoryCounts:
+        """Record a whole history at once (a backfill, a backtest's ledger) in bulk: the same
+        ledger as recording each event, in any order, and replays count once. A bad record
+        rejects the batch, naming its list and row; nothing is written."""
+        return await HistoryWriter(self.session, self.scope).record(orders, fills, funding)
 
     async def reconcile(
         self,
@@ -216,28 +233,14 @@ class LedgerRepository(TradeFollower):
     async def _settle(self, order: Order, mine: Sequence[Fill]) -> Order:
         """The order's filled quantity, average price and status from all of its fills
         (``mine``), then its trade and position."""
-        filled = sum((fill.quantity for fill in mine), Decimal(0))
-        if filled > order.quantity:
-            raise ValidationError(
-                f"quantity: the fills of order {order.client_order_id!r} add up to {filled}, "
-                f"more than its quantity {order.quantity}",
-                field="quantity",
-            )
-        cost = sum((fill.price * fill.quantity for fill in mine), Decimal(0))
-        status = order.status
-        if status not in FINAL_ORDER_STATUSES:
-            status = (
-                OrderStatus.FILLED if filled == order.quantity else OrderStatus.PARTIALLY_FILLED
-            )
-        values = {
-            "filled_quantity": filled,
-            "average_fill_price": (cost / filled).quantize(Decimal("1e-8")) if filled else None,
-            "status": status,
-        }
         statement = (
             update(OrderModel)
             .where(OrderModel.id == order.id)
-            .values(values | touched(OrderModel) | {"version": OrderModel.version + 1})
+            .values(
+                order_progress(order, mine)
+                | touched(OrderModel)
+                | {"version": OrderModel.version + 1}
+            )
             .returning(*_ORDERS)
         )
         updated = one_or_none(Order, await self._execute(statement))
@@ -252,21 +255,12 @@ class LedgerRepository(TradeFollower):
         )
         trade = (await self._execute(statement)).first()
         if trade is not None and trade.exit_time is not None and fill.filled_at > trade.exit_time:
-            raise ValidationError(
-                f"filled_at: fill {fill.exchange_fill_id!r} at {fill.filled_at.isoformat()} is "
-                f"for trade {trade_id!r}, {trade.action} at {trade.exit_time.isoformat()}",
-                field="filled_at",
-            )
+            raise fill_after_close(fill, trade_id, trade.action, trade.exit_time)
 
     # --- reads ------------------------------------------------------------------------------
 
     async def _lock(self, exchange: str, symbol: str) -> None:
         await lock_ledger(await self._session.connection(), self.scope, exchange, symbol)
-
-
-def _identity(order: Order) -> tuple[Any, ...]:
-    """What makes an order the same order when it is recorded again."""
-    return (order.trade_id, order.symbol, order.side, order.position_side, order.quantity)
 
 
 def _check_transition(order: Order, target: OrderStatus) -> None:
@@ -280,23 +274,6 @@ def _check_transition(order: Order, target: OrderStatus) -> None:
     if current in FINAL_ORDER_STATUSES or not legal:
         raise ConflictError(
             f"status: order {order.client_order_id!r} cannot go from {current} to {target}"
-        )
-
-
-def _check_fill(order: Order, fill: Fill, earlier: Sequence[Fill]) -> None:
-    """A fill must match its order's symbol and side and fit what remains of it."""
-    if (fill.symbol, fill.side) != (order.symbol, order.side):
-        raise ValidationError(
-            f"side: fill {fill.exchange_fill_id!r} is a {fill.symbol} {fill.side}, its order "
-            f"{order.client_order_id!r} a {order.symbol} {order.side}",
-            field="side",
-        )
-    remaining = order.quantity - sum((f.quantity for f in earlier), Decimal(0))
-    if fill.quantity > remaining:
-        raise ValidationError(
-            f"quantity: fill {fill.exchange_fill_id!r} of {fill.quantity} exceeds the "
-            f"{remaining.normalize():f} remaining of order {order.client_order_id!r}",
-            field="quantity",
         )
 
 

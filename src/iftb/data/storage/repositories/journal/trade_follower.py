@@ -9,8 +9,9 @@ from typing import Any
 
 from sqlalchemy import and_, insert, or_, select, update
 
-from iftb.data.storage.enums import OrderSide, OrderType, PositionStatus, Side, TradeAction
-from iftb.data.storage.ledger_math import Execution, TradeFigures, trade_figures
+from iftb.data.storage.enums import OrderType, PositionStatus, Side, TradeAction
+from iftb.data.storage.ledger_book import executions, position_status
+from iftb.data.storage.ledger_math import MONEY, TradeFigures, trade_figures
 from iftb.data.storage.ledger_models import FillModel, FundingPaymentModel, OrderModel
 from iftb.data.storage.ledger_records import Fill, FundingPayment, FundingTotal, Order
 from iftb.data.storage.models import PositionModel, TradeModel
@@ -82,6 +83,12 @@ class TradeFollower(ScopedRepository):
         )
         return one_or_none(Order, await self._execute(statement))
 
+    async def _an_order_of(self, trade_id: str) -> Order | None:
+        statement = select(*_ORDERS).where(
+            self._in_scope(OrderModel), OrderModel.trade_id == trade_id
+        )
+        return one_or_none(Order, await self._execute(statement.limit(1)))
+
     async def _stored_fill(self, fill: Fill) -> Fill | None:
         statement = select(*_FILLS).where(
             self._in_scope(FillModel),
@@ -119,27 +126,18 @@ class TradeFollower(ScopedRepository):
     async def follow(self, trade_id: str) -> None:
         """Recompute trade ``trade_id`` and its position from all of its fills and funding."""
         orders = await self.orders_of_trade(trade_id)
+        if not orders:
+            return
         side = Side(orders[0].position_side)
-        liquidation = {o.id for o in orders if o.order_type == OrderType.LIQUIDATION}
-        executions = [
-            Execution(
-                fill.exchange_fill_id,
-                OrderSide(fill.side),
-                fill.price,
-                fill.quantity,
-                fill.quote_fee,
-                fill.filled_at,
-                fill.order_id in liquidation,
-            )
-            for fill in await self.fills_of_trade(trade_id)
-        ]
-        figures = trade_figures(side, executions)
+        liquidating = (o.client_order_id for o in orders if o.order_type == OrderType.LIQUIDATION)
+        fills = executions(await self.fills_of_trade(trade_id), liquidating)
+        figures = trade_figures(side, fills)
         if figures is None:
             return
         funding = await self._link_funding(trade_id, orders[0], side, figures)
-        figures = trade_figures(side, executions, funding)
+        figures = trade_figures(side, fills, funding)
         assert figures is not None
-        await self._store_trade(trade_id, orders[0], side, figures)
+        await self._store_trade(trade_id, orders[0], figures)
 
     async def _link_funding(
         self, trade_id: str, order: Order, side: Side, figures: TradeFigures
@@ -177,91 +175,91 @@ class TradeFollower(ScopedRepository):
                 )
         return mine
 
-    async def _store_trade(
-        self, trade_id: str, order: Order, side: Side, figures: TradeFigures
-    ) -> None:
-        action = TradeAction.OPEN
-        if figures.is_closed:
-            action = TradeAction.LIQUIDATED if figures.liquidated else TradeAction.CLOSE
-        values = {
-            "symbol": order.symbol,
-            "exchange": order.exchange,
-            "side": side.value,
-            "action": action.value,
-            "entry_price": figures.entry_price,
-            "quantity": figures.quantity,
-            "exit_price": figures.exit_price,
-            "fee": figures.fees,
-            "funding": figures.funding,
-            "realized_pnl": figures.realized_pnl,
-            "realized_pnl_pct": pnl_percent(
-                figures.realized_pnl, figures.entry_price, figures.quantity, Decimal(1)
-            ),
-            "entry_time": figures.entry_time,
-            "exit_time": figures.exit_time,
-        }
-        row = values | {"trade_id": trade_id} | self.scope.values() | touched(TradeModel)
-        await self._execute(self._scoped_upsert(TradeModel, row, ("trade_id",)))
-        await self._store_position(trade_id, order, side, figures)
+    async def _store_trade(self, trade_id: str, order: Order, figures: TradeFigures) -> None:
+        row = trade_values(order, figures) | {"trade_id": trade_id} | self.scope.values()
+        await self._execute(
+            self._scoped_upsert(TradeModel, row | touched(TradeModel), ("trade_id",))
+        )
+        await self._store_position(trade_id, order, figures)
 
-    async def _store_position(
-        self, trade_id: str, order: Order, side: Side, figures: TradeFigures
-    ) -> None:
-        """One position row per trade, a function of its fills alone: open with what is still
-        open, or closed (liquidated) with everything it held. A trade found open while a later
-        one of the same side has begun must have closed (its last fills are still on their
-        way): its position is closed, so that one position per side stays open."""
-        still_open = not figures.is_closed and figures.open_quantity > 0
-        status = PositionStatus.OPEN
-        if not still_open:
-            status = PositionStatus.LIQUIDATED if figures.liquidated else PositionStatus.CLOSED
+    async def _store_position(self, trade_id: str, order: Order, figures: TradeFigures) -> None:
+        """One position row per trade, a function of its fills alone (``position_status``).
+        While it is open, an older position of its side still open has ended: closed, so that
+        one position per side stays open."""
         series = and_(
             self._in_scope(PositionModel),
             PositionModel.exchange == order.exchange,
             PositionModel.symbol == order.symbol,
-            PositionModel.side == side.value,
+            PositionModel.side == order.position_side,
         )
-        found = await self._execute(
-            select(
-                PositionModel.id, PositionModel.trade_id, PositionModel.status,
-                PositionModel.entry_time,
-            ).where(series)
-        )  # fmt: skip
-        own, superseded = None, []
-        for position in found:
-            if position.trade_id == trade_id:
-                own = position.id
-            elif still_open and position.entry_time > figures.entry_time:
-                status = PositionStatus.CLOSED  # a later trade has begun: this one ended
-            elif still_open and position.status == PositionStatus.OPEN:
-                superseded.append(position.id)
-        if superseded and status == PositionStatus.OPEN:
+        found = (
             await self._execute(
-                update(PositionModel)
-                .where(PositionModel.id.in_(superseded))
-                .values(status=PositionStatus.CLOSED.value, **touched(PositionModel))
+                select(PositionModel.id, PositionModel.trade_id, PositionModel.status,
+                       PositionModel.entry_time).where(series)
             )
-        quantity = figures.open_quantity if still_open else figures.quantity
-        entry = figures.average_entry if still_open else figures.entry_price
-        values = {
-            "entry_price": entry,
-            "quantity": quantity,
-            "margin": (entry * quantity).quantize(Decimal("1e-8")),
-            "status": status.value,
-            "entry_time": figures.entry_time,
-        }
-        if own is None:
-            await self._execute(
-                insert(PositionModel).values(
-                    values
-                    | {"symbol": order.symbol, "exchange": order.exchange, "side": side.value}
-                    | {"trade_id": trade_id}
-                    | self.scope.values()
+        ).all()  # fmt: skip
+        latest = max((p.entry_time for p in found), default=figures.entry_time)
+        status = position_status(figures, latest)
+        if status == PositionStatus.OPEN:
+            superseded = [
+                p.id for p in found if p.trade_id != trade_id and p.status == PositionStatus.OPEN
+            ]
+            if superseded:
+                await self._execute(
+                    update(PositionModel)
+                    .where(PositionModel.id.in_(superseded))
+                    .values(status=PositionStatus.CLOSED.value, **touched(PositionModel))
                 )
-            )
+        values = position_values(order, figures, status)
+        own = next((p.id for p in found if p.trade_id == trade_id), None)
+        if own is None:
+            values |= {"trade_id": trade_id} | self.scope.values()
+            await self._execute(insert(PositionModel).values(values))
         else:
             await self._execute(
                 update(PositionModel)
                 .where(PositionModel.id == own)
                 .values(values | touched(PositionModel) | {"version": PositionModel.version + 1})
             )
+
+
+def trade_values(order: Order, figures: TradeFigures) -> dict[str, Any]:
+    """The trade row ``figures`` make (of the trade ``order`` belongs to)."""
+    action = TradeAction.OPEN
+    if figures.is_closed:
+        action = TradeAction.LIQUIDATED if figures.liquidated else TradeAction.CLOSE
+    return {
+        "symbol": order.symbol,
+        "exchange": order.exchange,
+        "side": order.position_side,
+        "action": action.value,
+        "entry_price": figures.entry_price,
+        "quantity": figures.quantity,
+        "exit_price": figures.exit_price,
+        "fee": figures.fees,
+        "funding": figures.funding,
+        "realized_pnl": figures.realized_pnl,
+        "realized_pnl_pct": pnl_percent(
+            figures.realized_pnl, figures.entry_price, figures.quantity, Decimal(1)
+        ),
+        "entry_time": figures.entry_time,
+        "exit_time": figures.exit_time,
+    }
+
+
+def position_values(order: Order, figures: TradeFigures, status: PositionStatus) -> dict[str, Any]:
+    """The position row of a trade: what is still open while something is, else everything
+    it held."""
+    still_open = not figures.is_closed and figures.open_quantity > 0
+    quantity = figures.open_quantity if still_open else figures.quantity
+    entry = figures.average_entry if still_open else figures.entry_price
+    return {
+        "symbol": order.symbol,
+        "exchange": order.exchange,
+        "side": order.position_side,
+        "entry_price": entry,
+        "quantity": quantity,
+        "margin": (entry * quantity).quantize(MONEY),
+        "status": status.value,
+        "entry_time": figures.entry_time,
+    }

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from iftb.data.storage.enums import TradeAction
 from iftb.data.storage.errors import translated_errors
 from iftb.data.storage.journal_records import TradeStatistics
+from iftb.data.storage.ledger_math import MONEY
 from iftb.data.storage.models import TradeModel
 from iftb.data.storage.sql_functions import (
     dec_add,
@@ -33,7 +34,6 @@ from iftb.data.storage.sql_functions import (
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
-_MONEY = Decimal("1e-8")
 _PERCENT = Decimal("1e-4")
 
 CLOSED = TradeModel.action.in_([TradeAction.CLOSE.value, TradeAction.LIQUIDATED.value])
@@ -214,7 +214,7 @@ def rounded_whole(value: Decimal) -> Decimal:
 
 
 def _money(value: Decimal) -> Decimal:
-    return value.quantize(_MONEY, rounding=ROUND_HALF_UP)
+    return value.quantize(MONEY, rounding=ROUND_HALF_UP)
 
 
 def _ratio(value: Decimal) -> Decimal:

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from iftb.data.storage.enums import Side, TradeAction
 from iftb.data.storage.errors import ConflictError, NotFoundError, ValidationError
 from iftb.data.storage.journal_records import TradeStatistics
+from iftb.data.storage.ledger_math import MONEY
 from iftb.data.storage.models import Percent, TradeModel
 from iftb.data.storage.records import Trade
 from iftb.data.storage.repositories.base import (
@@ -35,7 +36,6 @@ from iftb.utils import get_logger
 _UPDATABLE = frozenset(TradeModel.__table__.columns.keys()) - GENERATED_COLUMNS - set(SCOPE_COLUMNS)
 _CLOSING = ("action", "exit_price", "exit_time", "fee", "realized_pnl", "realized_pnl_pct")
 _IS_OPEN = TradeModel.action == TradeAction.OPEN.value
-_MONEY = Decimal("1e-8")
 _PERCENT = Decimal("1e-4")
 log = get_logger(__name__)
 
@@ -182,7 +182,7 @@ def realized_pnl(
         if trade.side == Side.SHORT:
             move = -move
         funding = trade.funding or Decimal(0)
-        pnl = (move * trade.quantity - fees + funding).quantize(_MONEY, rounding=ROUND_HALF_UP)
+        pnl = (move * trade.quantity - fees + funding).quantize(MONEY, rounding=ROUND_HALF_UP)
     return pnl, pnl_percent(pnl, trade.entry_price, trade.quantity, trade.leverage)
 
 

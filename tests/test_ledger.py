@@ -168,19 +168,6 @@ async def test_a_bad_fill_is_refused_and_changes_nothing(
     assert await ledger_rows(db) == before
 
 
-async def test_a_fill_after_its_trade_closed_is_refused(db: DatabaseManager) -> None:
-    async with db.scope("b").session() as journal:
-        await journal.ledger.record_order(_order(quantity=Decimal(1)))
-        await journal.ledger.record_fill(_fill(1))
-        close = _order(client_order_id="o2", side="sell", quantity=Decimal(2))
-        await journal.ledger.record_order(close)
-        await journal.ledger.record_fill(_fill(2, client_order_id="o2", side="sell"))
-        closed = await journal.trades.get_by_trade_id("t1")
-        assert closed is not None and closed.action == "close"
-        with pytest.raises(ValidationError, match="filled_at: fill 'f3' .* is for trade 't1'"):
-            await journal.ledger.record_fill(_fill(3, client_order_id="o2", side="sell"))
-
-
 async def test_only_legal_status_transitions(db: DatabaseManager) -> None:
     async with db.scope("b").session() as journal:
         await journal.ledger.record_order(_order())

@@ -95,15 +95,27 @@ def check_same_order(known: Order, again: Order) -> None:
         )
 
 
-def fill_after_close(
-    fill: Fill, trade_id: str, action: str, exit_time: datetime
-) -> ValidationError:
-    """The error for a fill after its trade closed: it would re-open history."""
-    return ValidationError(
-        f"filled_at: fill {fill.exchange_fill_id!r} at {fill.filled_at.isoformat()} is "
-        f"for trade {trade_id!r}, {action} at {exit_time.isoformat()}",
-        field="filled_at",
-    )
+def check_not_reopened(trade_id: str, figures: TradeFigures, orders: Iterable[Order]) -> None:
+    """A new order filled on a trade that had closed would re-open history: refused, whatever
+    the arrival order.
+
+    Closed is certain only when the net quantity came back to zero with every order of the
+    trade final, and the late fill's order was placed after that. A fill of an order placed
+    before it belongs to a trade still running whose other fills have not all arrived.
+    """
+    late, closed_at = figures.late_fill, figures.closed_at
+    if late is None or closed_at is None:
+        return
+    mine = {order.client_order_id: order for order in orders}
+    order = mine.get(late.order)
+    finished = all(OrderStatus(o.status) in FINAL_ORDER_STATUSES for o in mine.values())
+    if finished and order is not None and order.placed_at > closed_at:
+        raise ValidationError(
+            f"filled_at: fill {late.fill_id!r} at {late.at.isoformat()} is for trade "
+            f"{trade_id!r}, which closed at {closed_at.isoformat()} before its order "
+            f"{order.client_order_id!r} was placed",
+            field="filled_at",
+        )
 
 
 def executions(fills: Iterable[Fill], liquidation_orders: Iterable[str]) -> list[Execution]:
@@ -119,6 +131,7 @@ def executions(fills: Iterable[Fill], liquidation_orders: Iterable[str]) -> list
             fill.quote_fee,
             fill.filled_at,
             fill.client_order_id in liquidating,
+            fill.client_order_id,
         )
         for fill in fills
     ]

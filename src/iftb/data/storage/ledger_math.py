@@ -38,6 +38,8 @@ class Execution:
     fee: Decimal
     at: datetime
     liquidation: bool = False
+    order: str = ""
+    """The client order id of the fill's order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,11 @@ class TradeFigures:
     exit_time: datetime | None
     """The last closing fill's time, once nothing is open."""
     liquidated: bool
+    late_fill: Execution | None = None
+    """A fill after the trade had closed (net quantity back to zero): history re-opened,
+    which the callers refuse."""
+    closed_at: datetime | None = None
+    """When the net quantity first came back to zero."""
 
     @property
     def is_closed(self) -> bool:
@@ -87,7 +94,11 @@ def trade_figures(
         first: datetime | None = None
         last_close: datetime | None = None
         liquidated = False
+        closed_at: datetime | None = None
+        late: Execution | None = None
         for fill in ordered:
+            if closed_at is not None and late is None:
+                late = fill
             fees += fill.fee
             if fill.side == opening:
                 first = first or fill.at
@@ -104,6 +115,8 @@ def trade_figures(
                 closed_value += fill.price * fill.quantity
                 last_close = fill.at
                 liquidated = liquidated or fill.liquidation
+                if held == 0 and closed_at is None:
+                    closed_at = fill.at
         if first is None:
             return None
         paid = sum(funding, ZERO)
@@ -120,6 +133,8 @@ def trade_figures(
             entry_time=first,
             exit_time=last_close if held == 0 and closed else None,
             liquidated=liquidated,
+            late_fill=late,
+            closed_at=closed_at,
         )
 
 

@@ -26,7 +26,6 @@ from iftb.data.storage.ledger_book import (
     check_fill,
     check_same_order,
     check_same_trade,
-    fill_after_close,
     order_progress,
 )
 from iftb.data.storage.ledger_models import FillModel, FundingPaymentModel, OrderModel
@@ -38,7 +37,7 @@ from iftb.data.storage.ledger_records import (
     Order,
     PositionDifference,
 )
-from iftb.data.storage.models import PositionModel, TradeModel
+from iftb.data.storage.models import PositionModel
 from iftb.data.storage.repositories.audit.system_events import SystemEventRepository
 from iftb.data.storage.repositories.base import in_one_savepoint, one_or_none, touched
 from iftb.data.storage.repositories.journal.ledger_history import HistoryWriter
@@ -129,7 +128,6 @@ class LedgerRepository(TradeFollower):
         if order is not None:
             earlier = await self._fills(FillModel.order_id == order.id)
             check_fill(order, fill, earlier)
-            await self._refuse_after_close(order.trade_id, fill)
         values = self._row_values(fill, FillModel) | {"order_id": order and order.id}
         statement = insert(FillModel).values(values).returning(*_FILLS)
         stored = one_or_none(Fill, await self._execute(statement))
@@ -247,15 +245,6 @@ class LedgerRepository(TradeFollower):
         assert updated is not None
         await self.follow(order.trade_id)
         return updated
-
-    async def _refuse_after_close(self, trade_id: str, fill: Fill) -> None:
-        """A fill after its trade closed would re-open history: refused."""
-        statement = select(TradeModel.action, TradeModel.exit_time).where(
-            self._in_scope(TradeModel), TradeModel.trade_id == trade_id
-        )
-        trade = (await self._execute(statement)).first()
-        if trade is not None and trade.exit_time is not None and fill.filled_at > trade.exit_time:
-            raise fill_after_close(fill, trade_id, trade.action, trade.exit_time)
 
     # --- reads ------------------------------------------------------------------------------
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, and_, select, update
@@ -26,9 +27,9 @@ from iftb.data.storage.errors import ValidationError, translated_errors
 from iftb.data.storage.ledger_book import (
     SeriesBook,
     check_fill,
+    check_not_reopened,
     check_same_order,
     check_same_trade,
-    fill_after_close,
     order_progress,
     position_status,
 )
@@ -45,20 +46,33 @@ from iftb.data.storage.repositories.journal.rows import (
 )
 from iftb.data.storage.repositories.journal.scoped import ScopedRepository, claimed
 from iftb.data.storage.repositories.journal.trade_follower import position_values, trade_values
+from iftb.data.storage.scopes import SCOPE_COLUMNS
 
 Series = tuple[str, str]
 RecordT = TypeVar("RecordT", bound=ValidatedRecord)
 
 
-def _columns(model: type[DeclarativeBase]) -> tuple[str, ...]:
-    """The columns a bulk insert of ``model`` sends: all but the generated ones."""
-    names = model.__table__.columns.keys()
-    return tuple(name for name in names if name not in GENERATED_COLUMNS)
+class _BulkColumns:
+    """The columns a bulk insert of ``model`` sends: the record's own (all but the generated
+    ones), then those the writer sets (``computed``, then the scope)."""
+
+    def __init__(self, model: type[DeclarativeBase], *computed: str) -> None:
+        names = model.__table__.columns.keys()
+        set_here = (*computed, *SCOPE_COLUMNS)
+        own = tuple(n for n in names if n not in GENERATED_COLUMNS and n not in set_here)
+        self.names = (*own, *set_here)
+        self._own = attrgetter(*own)
+
+    def row(
+        self, record: object, computed: tuple[Any, ...], scope: tuple[Any, ...]
+    ) -> tuple[Any, ...]:
+        """``record``'s row: its own values, then the ``computed`` ones and the ``scope``'s."""
+        return (*self._own(record), *computed, *scope)
 
 
-_ORDER_COLUMNS = _columns(OrderModel)
-_FILL_COLUMNS = _columns(FillModel)
-_FUNDING_COLUMNS = _columns(FundingPaymentModel)
+_ORDER_COLUMNS = _BulkColumns(OrderModel, "filled_quantity", "average_fill_price", "status")
+_FILL_COLUMNS = _BulkColumns(FillModel, "order_id")
+_FUNDING_COLUMNS = _BulkColumns(FundingPaymentModel, "trade_id")
 
 
 @dataclass
@@ -180,6 +194,7 @@ class _Plan:
         self._batch = batch
         self._stored = stored
         self._scope = writer.scope.values()
+        self._stamp = tuple(self._scope[name] for name in SCOPE_COLUMNS)
         self._now = datetime.now(UTC)
         self._order_ids: dict[tuple[str, str], int] = {}
         self._books: dict[Series, SeriesBook] = defaultdict(SeriesBook)
@@ -220,7 +235,7 @@ class _Plan:
             by_order = book.fills_by_order()
             progress[series] = self._progress(book, by_order)
             figures[series], owners[series] = book.trades(by_order)
-            self._check_after_close(book, by_order)
+            self._check_not_reopened(book, figures[series], progress[series])
         await self._write_orders(progress)
         await self._write_fills()
         await self._write_funding(owners)
@@ -277,33 +292,37 @@ class _Plan:
             progress[client_order_id] = order_progress(order, fills)
         return progress
 
-    def _check_after_close(self, book: SeriesBook, by_order: Mapping[str, Sequence[Fill]]) -> None:
-        """A new fill after its trade was stored as closed would re-open history: refused."""
-        closed = {
-            row["trade_id"]: row for row in self._stored.trades if row["exit_time"] is not None
-        }
-        for client_order_id, fills in by_order.items():
-            trade = closed.get(book.orders[client_order_id].trade_id)
-            if trade is None:
-                continue
-            for fill in fills:
-                if id(fill) in self._batch.rows and fill.filled_at > trade["exit_time"]:
-                    error = fill_after_close(
-                        fill, trade["trade_id"], trade["action"], trade["exit_time"]
-                    )
-                    raise self._batch.at(fill, error)
+    def _check_not_reopened(
+        self,
+        book: SeriesBook,
+        trades: Mapping[str, TradeFigures],
+        progress: Mapping[str, Mapping[str, Any]],
+    ) -> None:
+        """No new order filled on a closed trade (``check_not_reopened``), named where its
+        fill came in."""
+        orders: dict[str, list[Order]] = defaultdict(list)
+        for order in book.orders.values():
+            now = progress.get(order.client_order_id)
+            orders[order.trade_id].append(replace(order, status=now["status"]) if now else order)
+        for trade_id, made in trades.items():
+            try:
+                check_not_reopened(trade_id, made, orders[trade_id])
+            except ValidationError as exc:
+                assert made.late_fill is not None
+                raise self._batch.at(book.fills[made.late_fill.fill_id], exc) from None
 
     # --- writes -----------------------------------------------------------------------------
 
     async def _write_orders(self, progress: Mapping[Series, Mapping[str, dict[str, Any]]]) -> None:
         """New orders in bulk, with what their fills make of them; stored orders whose fills
         arrived now, by id. Then every order's id, for the fills."""
-        unfilled = {"filled_quantity": Decimal(0), "average_fill_price": None}
         rows = [
-            _row(order, _ORDER_COLUMNS, self._scope | unfilled | self._of(progress, order))
+            _ORDER_COLUMNS.row(order, tuple(made.values()), self._stamp)
+            if (made := self._of(progress, order))
+            else _ORDER_COLUMNS.row(order, (Decimal(0), None, order.status), self._stamp)
             for order in self._new_orders
         ]
-        await self._insert(OrderModel, _ORDER_COLUMNS, rows)
+        await self._insert(OrderModel, _ORDER_COLUMNS.names, rows)
         changes = [
             {"id": order.id, "version": (order.version or 0) + 1, "updated_at": self._now} | now
             for order in self._stored.orders
@@ -318,10 +337,10 @@ class _Plan:
         """New fills in bulk, linked to their orders; stored fills whose order came now."""
         ids = self._order_ids
         rows = [
-            _row(fill, _FILL_COLUMNS, self._scope | {"order_id": ids.get(_order_key(fill))})
+            _FILL_COLUMNS.row(fill, (ids.get(_order_key(fill)),), self._stamp)
             for fill in self._new_fills
         ]
-        await self._insert(FillModel, _FILL_COLUMNS, rows)
+        await self._insert(FillModel, _FILL_COLUMNS.names, rows)
         links = [
             {"id": fill.id, "order_id": ids[_order_key(fill)]}
             for fill in self._stored.fills
@@ -335,10 +354,10 @@ class _Plan:
         """New payments in bulk, each with the trade open at its time; stored ones whose trade
         changed."""
         rows = [
-            _row(payment, _FUNDING_COLUMNS, self._scope | {"trade_id": _owner(owners, payment)})
+            _FUNDING_COLUMNS.row(payment, (_owner(owners, payment),), self._stamp)
             for payment in self._new_funding
         ]
-        await self._insert(FundingPaymentModel, _FUNDING_COLUMNS, rows)
+        await self._insert(FundingPaymentModel, _FUNDING_COLUMNS.names, rows)
         changes = [
             {"id": payment.id, "trade_id": owner}
             for payment in self._stored.funding
@@ -407,9 +426,11 @@ class _Plan:
                         for row in others
                         if row["status"] == PositionStatus.OPEN
                     ]
+        # One position per side may be open: what closes goes first, then what opens.
+        changes.sort(key=lambda change: change.get("status") == PositionStatus.OPEN)
+        await self._update(PositionModel, changes)
         if rows:
             await self._insert(PositionModel, tuple(rows[0]), [tuple(r.values()) for r in rows])
-        await self._update(PositionModel, changes)
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -438,11 +459,6 @@ class _Plan:
         if rows:
             with translated_errors():
                 await self._writer.session.execute(update(model), rows)
-
-
-def _row(record: object, columns: Sequence[str], fixed: Mapping[str, Any]) -> tuple[Any, ...]:
-    """``record``'s values of ``columns``, those of ``fixed`` taking precedence."""
-    return tuple(fixed[name] if name in fixed else getattr(record, name) for name in columns)
 
 
 def _differs(stored: Callable[[str], Any], values: Mapping[str, Any]) -> bool:

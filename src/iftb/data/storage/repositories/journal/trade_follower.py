@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import and_, insert, or_, select, update
 
 from iftb.data.storage.enums import OrderType, PositionStatus, Side, TradeAction
-from iftb.data.storage.ledger_book import executions, position_status
+from iftb.data.storage.ledger_book import check_not_reopened, executions, position_status
 from iftb.data.storage.ledger_math import MONEY, TradeFigures, trade_figures
 from iftb.data.storage.ledger_models import FillModel, FundingPaymentModel, OrderModel
 from iftb.data.storage.ledger_records import Fill, FundingPayment, FundingTotal, Order
@@ -134,6 +134,7 @@ class TradeFollower(ScopedRepository):
         figures = trade_figures(side, fills)
         if figures is None:
             return
+        check_not_reopened(trade_id, figures, orders)
         funding = await self._link_funding(trade_id, orders[0], side, figures)
         figures = trade_figures(side, fills, funding)
         assert figures is not None

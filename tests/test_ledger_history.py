@@ -1,0 +1,248 @@
+"""Recording a whole history in bulk: the ledger of one event at a time, at full size, in any
+order, with replays; a bad record names its list and row and nothing is written."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from iftb.data.storage import (
+    ConflictError,
+    DatabaseManager,
+    Fill,
+    FundingPayment,
+    HistoryCounts,
+    Order,
+    ValidationError,
+)
+from tests.ledger_stream import T0, Stream, expected_figures, generate
+from tests.test_ledger import SMALL, _empty_ledger, _fill, _order, ledger_rows, record
+
+FULL = {"symbols": 20, "trades_per_series": 34}
+"""At least 10,000 fills over 20 symbols, longs and shorts."""
+
+
+async def record_history(
+    db: DatabaseManager, stream: Stream, *, shuffled: bool = False, batches: int = 1
+) -> HistoryCounts:
+    """Record the stream with ``record_history``: whole, or shuffled with replays and cut into
+    ``batches`` calls (so fills come before their orders, funding before its trade)."""
+    events: list[object] = [*stream.orders, *stream.fills, *stream.funding]
+    if shuffled:
+        rng = random.Random(5)
+        events += rng.sample(events, len(events) // 5)
+        rng.shuffle(events)
+    size = -(-len(events) // batches)
+    total = HistoryCounts(0, 0, 0, 0)
+    for start in range(0, len(events), size):
+        chunk = [replace(event) for event in events[start : start + size]]  # type: ignore[type-var]
+        async with db.scope("ledger", "live").session() as journal:
+            counts = await journal.ledger.record_history(
+                [e for e in chunk if isinstance(e, Order)],
+                [e for e in chunk if isinstance(e, Fill)],
+                [e for e in chunk if isinstance(e, FundingPayment)],
+            )
+        total = HistoryCounts(
+            *(a + b for a, b in zip(vars_of(total), vars_of(counts), strict=True))
+        )
+    return total
+
+
+def vars_of(counts: HistoryCounts) -> tuple[int, int, int, int]:
+    return (counts.orders, counts.fills, counts.funding, counts.trades)
+
+
+async def assert_trades_as_computed(db: DatabaseManager, stream: Stream) -> None:
+    async with db.scope("ledger", "live").session(read_only=True) as journal:
+        for trade_id, expected in stream.trades.items():
+            trade = await journal.trades.get_by_trade_id(trade_id)
+            assert trade is not None, trade_id
+            wanted = expected_figures(expected)
+            assert {name: getattr(trade, name) for name in wanted} == wanted, trade_id
+
+
+async def test_a_history_in_bulk_is_the_ledger_of_one_event_at_a_time(
+    db: DatabaseManager,
+) -> None:
+    stream = generate(**SMALL, seed=31)
+    await record(db, stream, shuffled=False)
+    one_at_a_time = await ledger_rows(db)
+    await _empty_ledger(db)
+    counts = await record_history(db, stream)
+    assert vars_of(counts) == (
+        len(stream.orders), len(stream.fills), len(stream.funding), len(stream.trades)
+    )  # fmt: skip
+    assert await ledger_rows(db) == one_at_a_time
+
+
+async def test_ten_thousand_fills_over_twenty_symbols_in_any_order_make_one_ledger(
+    db: DatabaseManager,
+) -> None:
+    stream = generate(**FULL, seed=32)
+    symbols = {fill.symbol for fill in stream.fills}
+    assert len(stream.fills) >= 10_000 and len(symbols) == 20
+    await record_history(db, stream)
+    await assert_trades_as_computed(db, stream)
+    in_order = await ledger_rows(db)
+    await _empty_ledger(db)
+    await record_history(db, stream, shuffled=True, batches=40)
+    assert await ledger_rows(db) == in_order
+
+
+@pytest.mark.soak
+async def test_ten_thousand_fills_one_at_a_time_shuffled_make_the_bulk_ledger(
+    db: DatabaseManager,
+) -> None:
+    """The same full-size stream through the one-at-a-time path (minutes: run with --soak)."""
+    stream = generate(**FULL, seed=32)
+    await record_history(db, stream)
+    in_bulk = await ledger_rows(db)
+    await _empty_ledger(db)
+    await record(db, stream, shuffled=True)
+    assert await ledger_rows(db) == in_bulk
+
+
+async def test_a_history_recorded_again_writes_nothing(db: DatabaseManager) -> None:
+    stream = generate(**SMALL, seed=33)
+    await record_history(db, stream)
+    before = await ledger_rows(db)
+    assert vars_of(await record_history(db, stream, shuffled=True)) == (0, 0, 0, 0)
+    assert await ledger_rows(db) == before
+
+
+async def test_a_history_completes_what_was_recorded_one_at_a_time(db: DatabaseManager) -> None:
+    stream = generate(**SMALL, seed=34)
+    await record_history(db, stream)
+    whole = await ledger_rows(db)
+    await _empty_ledger(db)
+    half = Stream(
+        orders=stream.orders[1::2], fills=stream.fills[::2], funding=stream.funding[::2]
+    )  # fills of orders not recorded yet wait; trades are half built
+    await record(db, half, shuffled=True)
+    await record_history(db, stream, shuffled=True, batches=3)
+    assert await ledger_rows(db) == whole
+
+
+def _changed_after_building(fill: Fill, **changes: object) -> Fill:
+    """A record changed after it was built (and checked): the batch checks it again."""
+    for name, value in changes.items():
+        setattr(fill, name, value)
+    return fill
+
+
+@pytest.mark.parametrize(
+    ("fills", "rule"),
+    [
+        (lambda: [_fill(1), _fill(2, "1.5")], "fills row 1: quantity: fill 'f2' of 1.5 exceeds"),
+        (
+            lambda: [_fill(1), _changed_after_building(_fill(2), quantity=Decimal(-1))],
+            "fills row 1: quantity: must be > 0",
+        ),
+        (
+            lambda: [_changed_after_building(_fill(1), fee=Decimal("0.1"), fee_asset="BNB")],
+            "fills row 0: fee_quote: the fee is in BNB",
+        ),
+        (lambda: [_fill(1, side="sell")], "fills row 0: side: fill 'f1' is a BTCUSDT sell"),
+        (lambda: [_fill(1, bot="other")], "fills row 0: bot: the record belongs to scope"),
+    ],
+)
+async def test_one_bad_record_rejects_the_history_naming_it(
+    db: DatabaseManager, fills: Callable[[], list[Fill]], rule: str
+) -> None:
+    before = await ledger_rows(db)
+    async with db.scope("b").session() as journal:
+        with pytest.raises(ValidationError, match=rule) as refused:
+            await journal.ledger.record_history([_order()], fills())
+    assert refused.value.field is not None
+    assert await ledger_rows(db) == before
+
+
+async def test_a_new_order_filled_on_a_closed_trade_is_refused_in_any_order(
+    db: DatabaseManager,
+) -> None:
+    close = _order(client_order_id="o2", side="sell")
+    again = _order(client_order_id="o3", quantity=Decimal(1), placed_at=T0 + timedelta(hours=1))
+    late = _fill(90, client_order_id="o3")  # the trade closed at minute 2; o3 came an hour on
+    fills = [_fill(1, "2"), _fill(2, "2", client_order_id="o2", side="sell"), late]
+    rule = "filled_at: fill 'f90' .* is for trade 't1', which closed at .* before its order 'o3'"
+    for batch in (fills, fills[::-1]):
+        async with db.scope("b").session() as journal:
+            with pytest.raises(ValidationError, match=rf"fills row \d: {rule}"):
+                await journal.ledger.record_history([_order(), close, again], batch)
+    before = await ledger_rows(db)
+    async with db.scope("b").session() as journal:  # one at a time, the late fill last ...
+        await journal.ledger.record_history([_order(), close, again], fills[:2])
+    async with db.scope("b").session() as journal:
+        with pytest.raises(ValidationError, match=rule):
+            await journal.ledger.record_fill(late)
+    async with db.scope("c").session() as journal:  # ... or first: the close is refused
+        await journal.ledger.record_order(_order())
+        await journal.ledger.record_fill(_fill(1, "2"))
+        await journal.ledger.record_order(again)
+        await journal.ledger.record_fill(late)
+        await journal.ledger.record_order(close)
+        with pytest.raises(ValidationError, match=rule):
+            await journal.ledger.record_fill(fills[1])
+    assert len((await ledger_rows(db))["fills"]) == len(before["fills"]) + 2 + 2
+
+
+async def test_conflicting_orders_and_trades_are_refused(db: DatabaseManager) -> None:
+    async with db.scope("b").session() as journal:
+        await journal.ledger.record_history([_order()])
+    before = await ledger_rows(db)
+    async with db.scope("b").session() as journal:
+        with pytest.raises(ConflictError, match="client_order_id: 'o1' is already an order"):
+            await journal.ledger.record_history([_order(quantity=Decimal(3))])
+        mixed = "orders row 1: trade_id: order 'e1' is a binance ETHUSDT long order, but trade"
+        with pytest.raises(ValidationError, match=f"{mixed} 't1' is a binance BTCUSDT long"):
+            await journal.ledger.record_history(
+                [_order(), _order(client_order_id="e1", symbol="ETHUSDT")]
+            )
+        with pytest.raises(ValidationError, match="trade_id: order 'e2'"):
+            await journal.ledger.record_order(_order(client_order_id="e2", symbol="ETHUSDT"))
+    assert await ledger_rows(db) == before
+
+
+RACER = """
+import asyncio, sys
+sys.path.insert(0, {root!r})
+from tests.ledger_stream import generate
+from tests.test_ledger_history import record_history
+from iftb.data.storage import DatabaseManager
+
+async def main(url):
+    async with DatabaseManager(url) as db:
+        await record_history(db, generate(symbols=6, trades_per_series=4, seed=35),
+                             shuffled=True, batches=4)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def test_two_processes_recording_the_same_history_make_the_ledger_of_one(
+    db: DatabaseManager, database_url: str, tmp_path: Path
+) -> None:
+    await record_history(db, generate(symbols=6, trades_per_series=4, seed=35))
+    alone = await ledger_rows(db)
+    await _empty_ledger(db)
+    script = tmp_path / "racer.py"
+    script.write_text(RACER.format(root=str(Path(__file__).parent.parent)))
+    racers = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, str(script), database_url, stderr=subprocess.PIPE
+        )
+        for _ in range(2)
+    ]
+    for racer in racers:
+        _, stderr = await racer.communicate()
+        assert racer.returncode == 0, stderr.decode()[-2000:]
+    assert await ledger_rows(db) == alone

@@ -23,6 +23,7 @@ from iftb.data.storage import (
     FundingPayment,
     Journal,
     Order,
+    Trade,
     ValidationError,
 )
 from tests.ledger_stream import T0, Stream, expected_figures, generate
@@ -267,3 +268,22 @@ async def test_an_order_is_refused_when_a_fill_waiting_for_it_does_not_match(
         with pytest.raises(ValidationError, match="side: fill 'f1' is a ETHUSDT sell"):
             await journal.ledger.record_order(_order())
     assert await ledger_rows(db) == before
+
+
+async def test_funding_while_a_trade_kept_without_fills_is_open_is_stored_unlinked(
+    db: DatabaseManager,
+) -> None:
+    """A trade journaled by hand (no orders) is the user's to close: funding recorded while it
+    is open is stored, linked to no trade, and the trade row is left as it was."""
+    async with db.scope("b").session() as journal:
+        await journal.trades.insert(
+            Trade(trade_id="manual", symbol="BTCUSDT", exchange="binance", side="long",
+                  action="open", entry_price=Decimal(100), quantity=Decimal(1), entry_time=T0)
+        )  # fmt: skip
+        payment = await journal.ledger.record_funding(
+            FundingPayment(symbol="BTCUSDT", position_side="long",
+                           funding_time=T0 + timedelta(hours=8), amount=Decimal("-0.5"))
+        )  # fmt: skip
+        trade = await journal.trades.get_by_trade_id("manual")
+    assert payment.trade_id is None
+    assert trade is not None and (trade.funding, trade.action) == (Decimal(0), "open")

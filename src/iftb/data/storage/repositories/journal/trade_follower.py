@@ -3,6 +3,7 @@ funding each time one arrives (``ledger_math``), so any arrival order gives the 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -10,7 +11,12 @@ from typing import Any
 from sqlalchemy import and_, insert, or_, select, update
 
 from iftb.data.storage.enums import OrderType, PositionStatus, Side, TradeAction
-from iftb.data.storage.ledger_book import check_not_reopened, executions, position_status
+from iftb.data.storage.ledger_book import (
+    check_not_reopened,
+    executions,
+    funding_owner,
+    position_status,
+)
 from iftb.data.storage.ledger_math import MONEY, TradeFigures, trade_figures
 from iftb.data.storage.ledger_models import FillModel, FundingPaymentModel, OrderModel
 from iftb.data.storage.ledger_records import Fill, FundingPayment, FundingTotal, Order
@@ -107,24 +113,38 @@ class TradeFollower(ScopedRepository):
         return all_records(Fill, await self._execute(statement))
 
     async def _trade_open_at(self, payment: FundingPayment) -> str | None:
-        """The trade of the payment's symbol and side open at its funding time, if any."""
-        statement = (
-            select(TradeModel.trade_id)
-            .where(
-                self._in_scope(TradeModel),
-                TradeModel.exchange == payment.exchange,
-                TradeModel.symbol == payment.symbol,
-                TradeModel.side == payment.position_side,
-                TradeModel.entry_time <= payment.funding_time,
-                or_(TradeModel.exit_time.is_(None), TradeModel.exit_time >= payment.funding_time),
-            )
-            .order_by(TradeModel.entry_time.desc())
-            .limit(1)
+        """The ledger trade of the payment's symbol and side open at its funding time, if any
+        (``funding_owner``)."""
+        windows = await self._windows(
+            payment.exchange, payment.symbol, payment.position_side, payment.funding_time
         )
-        return (await self._execute(statement)).scalar_one_or_none()
+        return funding_owner(payment.funding_time, windows)
+
+    async def _windows(
+        self, exchange: str, symbol: str, side: str, since: datetime, but: str | None = None
+    ) -> list[tuple[datetime, datetime | None, str]]:
+        """(entry, exit, trade id) of the ledger trades (those with orders) of one side of a
+        symbol still open at ``since`` or later, but trade ``but``."""
+        ledger_trades = select(OrderModel.trade_id).where(
+            self._in_scope(OrderModel), OrderModel.exchange == exchange, OrderModel.symbol == symbol
+        )
+        statement = select(TradeModel.entry_time, TradeModel.exit_time, TradeModel.trade_id).where(
+            self._in_scope(TradeModel),
+            TradeModel.exchange == exchange,
+            TradeModel.symbol == symbol,
+            TradeModel.side == side,
+            or_(TradeModel.exit_time.is_(None), TradeModel.exit_time >= since),
+            TradeModel.trade_id.in_(ledger_trades),
+        )
+        if but is not None:
+            statement = statement.where(TradeModel.trade_id != but)
+        return [
+            (row.entry_time, row.exit_time, row.trade_id) for row in await self._execute(statement)
+        ]
 
     async def follow(self, trade_id: str) -> None:
-        """Recompute trade ``trade_id`` and its position from all of its fills and funding."""
+        """Recompute trade ``trade_id`` and its position from all of its fills and funding;
+        then the trades whose funding payments changed hands as its window moved."""
         orders = await self.orders_of_trade(trade_id)
         if not orders:
             return
@@ -135,17 +155,19 @@ class TradeFollower(ScopedRepository):
         if figures is None:
             return
         check_not_reopened(trade_id, figures, orders)
-        funding = await self._link_funding(trade_id, orders[0], side, figures)
+        funding, others = await self._link_funding(trade_id, orders[0], figures)
         figures = trade_figures(side, fills, funding)
         assert figures is not None
         await self._store_trade(trade_id, orders[0], figures)
+        for other in sorted(others):
+            await self.follow(other)
 
     async def _link_funding(
-        self, trade_id: str, order: Order, side: Side, figures: TradeFigures
-    ) -> list[Decimal]:
-        """The funding paid while the trade was open, [entry, exit], is the trade's: linked to
-        it (and unlinked when a window shrinks); returns its amounts. One read of the series'
-        payments, a write only where a payment changes hands."""
+        self, trade_id: str, order: Order, figures: TradeFigures
+    ) -> tuple[list[Decimal], set[str]]:
+        """Give every payment of the trade's symbol and side from its entry on to the trade
+        open at its time (``funding_owner``, with this trade's new window): this trade's
+        amounts, and the other trades that gained or lost a payment."""
         statement = select(
             FundingPaymentModel.id,
             FundingPaymentModel.funding_time,
@@ -155,26 +177,30 @@ class TradeFollower(ScopedRepository):
             self._in_scope(FundingPaymentModel),
             FundingPaymentModel.exchange == order.exchange,
             FundingPaymentModel.symbol == order.symbol,
-            FundingPaymentModel.position_side == side.value,
+            FundingPaymentModel.position_side == order.position_side,
             FundingPaymentModel.funding_time >= figures.entry_time,
         )
-        mine, link, unlink = [], [], []
+        windows = await self._windows(
+            order.exchange, order.symbol, order.position_side, figures.entry_time, but=trade_id
+        )
+        windows.append((figures.entry_time, figures.exit_time, trade_id))
+        mine: list[Decimal] = []
+        moved: dict[str | None, list[int]] = defaultdict(list)
+        others: set[str] = set()
         for payment in await self._execute(statement):
-            inside = figures.exit_time is None or payment.funding_time <= figures.exit_time
-            if inside and payment.trade_id in (None, trade_id):
+            owner = funding_owner(payment.funding_time, windows)
+            if owner == trade_id:
                 mine.append(payment.amount)
-                if payment.trade_id is None:
-                    link.append(payment.id)
-            elif not inside and payment.trade_id == trade_id:
-                unlink.append(payment.id)
-        for ids, owner in ((link, trade_id), (unlink, None)):
-            if ids:
-                await self._execute(
-                    update(FundingPaymentModel)
-                    .where(FundingPaymentModel.id.in_(ids))
-                    .values(trade_id=owner)
-                )
-        return mine
+            if owner != payment.trade_id:
+                moved[owner].append(payment.id)
+                others |= {owner, payment.trade_id} - {None, trade_id}
+        for owner, ids in moved.items():
+            await self._execute(
+                update(FundingPaymentModel)
+                .where(FundingPaymentModel.id.in_(ids))
+                .values(trade_id=owner)
+            )
+        return mine, others
 
     async def _store_trade(self, trade_id: str, order: Order, figures: TradeFigures) -> None:
         row = trade_values(order, figures) | {"trade_id": trade_id} | self.scope.values()

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from iftb.commands import audit, candles, demo, journal, ledger, schema, scopes
+from iftb.commands import audit, candle_export, candles, demo, journal, ledger, schema, scopes
 from iftb.utils import configure_logging
 
 app = typer.Typer(
@@ -28,7 +28,7 @@ def main(
     configure_logging(level="INFO" if verbose else "WARNING")
 
 
-for area in (schema, candles, journal, ledger, scopes, audit, demo):
+for area in (schema, candles, candle_export, journal, ledger, scopes, audit, demo):
     app.registered_commands.extend(area.app.registered_commands)
     app.registered_groups.extend(area.app.registered_groups)
 

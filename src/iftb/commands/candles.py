@@ -1,11 +1,9 @@
-"""Candles: ``import-candles``, ``coverage``, ``gaps``, ``resample``, ``export-candles``,
-``delete-candles`` and ``chart``."""
+"""Candles: ``import-candles``, ``coverage``, ``gaps``, ``resample``, ``delete-candles``,
+``chart`` and ``partitions`` (``export-candles``: ``candle_export``)."""
 
 from __future__ import annotations
 
-import csv
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -25,6 +23,7 @@ from iftb.commands.common import (
     AsJson,
     DatabaseUrl,
     Exchange,
+    PriceTypeOption,
     console,
     fail,
     folding_table,
@@ -46,16 +45,6 @@ Symbol = Annotated[str, typer.Argument(help="Symbol, e.g. BTCUSDT.")]
 TimeframeArg = Annotated[str, typer.Argument(help="Timeframe, e.g. 1m, 1h, 1d, 1M.")]
 Start = Annotated[str | None, typer.Option(help="From this open time (ISO 8601; UTC if no zone).")]
 End = Annotated[str | None, typer.Option(help="To this open time, inclusive.")]
-_EXPORT_COLUMNS = (
-    "timestamp",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "quote_volume",
-    "trades_count",
-)
 
 
 @app.command("import-candles")
@@ -70,6 +59,14 @@ def import_candles(
     skip_invalid: Annotated[
         bool, typer.Option(help="Skip and count malformed rows instead of stopping.")
     ] = False,
+    price_type: Annotated[
+        str | None,
+        typer.Option(
+            "--price-type",
+            help="trade, mark, index or premium_index; default: from a Binance archive's "
+            "directory (markPriceKlines, indexPriceKlines, premiumIndexKlines), else trade.",
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Import candle files (idempotent: re-importing updates in place) with a progress bar."""
@@ -99,6 +96,7 @@ def import_candles(
                         skip_invalid=skip_invalid,
                         progress=advance,
                         summary=summary,
+                        price_type=price_type,
                     )
                     progress.update(task, completed=path.stat().st_size)
 
@@ -128,6 +126,9 @@ def _progress() -> Progress:
 @app.command()
 def coverage(
     symbol: Annotated[str | None, typer.Option(help="Only this symbol.")] = None,
+    price_type: Annotated[
+        str | None, typer.Option("--price-type", help="Only this price type.")
+    ] = None,
     as_json: AsJson = False,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -135,7 +136,8 @@ def coverage(
 
     async def work() -> list[SeriesCoverage]:
         async with reading(database_url) as session:
-            return await OHLCVRepository(session).get_coverage(symbol=symbol)
+            repo = OHLCVRepository(session)
+            return await repo.get_coverage(symbol=symbol, price_type=price_type)
 
     series = run(work)
     if as_json:
@@ -146,13 +148,14 @@ def coverage(
 
 def coverage_table(series: list[SeriesCoverage]) -> Table:
     table = folding_table(
-        "symbol", "exchange", "tf", "first", "last", "count", "missing", title="coverage"
+        "symbol", "exchange", "tf", "prices", "first", "last", "count", "missing", title="coverage"
     )
     for s in series:
         table.add_row(
             s.symbol,
             s.exchange,
             s.timeframe,
+            s.price_type,
             when(s.first),
             when(s.last),
             f"{s.count:,}",
@@ -166,6 +169,7 @@ def _coverage_json(s: SeriesCoverage) -> dict[str, object]:
         "symbol": s.symbol,
         "exchange": s.exchange,
         "timeframe": s.timeframe,
+        "price_type": s.price_type,
         "first": s.first.isoformat(),
         "last": s.last.isoformat(),
         "count": s.count,
@@ -181,6 +185,7 @@ def gaps(
     exchange: Exchange = "binance",
     start: Start = None,
     end: End = None,
+    price_type: PriceTypeOption = "trade",
     as_json: AsJson = False,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -191,7 +196,7 @@ def gaps(
         upper = parse_moment("--end", end) if end else None
         async with reading(database_url) as session:
             return await OHLCVRepository(session).get_gaps(
-                symbol, timeframe, exchange, lower, upper
+                symbol, timeframe, exchange, lower, upper, price_type=price_type
             )
 
     found = run(work)
@@ -226,6 +231,7 @@ def resample(
         bool, typer.Option(help="Also build candles some of whose source candles are missing.")
     ] = False,
     store: Annotated[bool, typer.Option(help="Upsert the built candles into the store.")] = False,
+    price_type: PriceTypeOption = "trade",
     database_url: DatabaseUrl = None,
 ) -> None:
     """Build TARGET candles from stored SOURCE candles (in SQL); print or --store them."""
@@ -235,7 +241,14 @@ def resample(
         async with open_database(database_url) as manager, manager.get_session() as session:
             repo = OHLCVRepository(session)
             built = await repo.resample(
-                symbol, source, target, lower, upper, exchange, include_partial=include_partial
+                symbol,
+                source,
+                target,
+                lower,
+                upper,
+                exchange,
+                include_partial=include_partial,
+                price_type=price_type,
             )
             if store:
                 await repo.upsert_many([r.bar for r in built if r.complete])
@@ -254,99 +267,23 @@ def resample(
     console.print(f"{len(built)} {target} candles built" + (f", {stored} stored" if store else ""))
 
 
-@app.command("export-candles")
-def export_candles(
-    symbol: Symbol,
-    timeframe: TimeframeArg,
-    out: Annotated[Path, typer.Option(help="Output file: .csv, or .parquet (needs pyarrow).")],
-    exchange: Exchange = "binance",
-    start: Start = None,
-    end: End = None,
-    database_url: DatabaseUrl = None,
-) -> None:
-    """Write a series (or part of it) to CSV or Parquet, streaming from the database."""
-    parquet = out.suffix.lower() == ".parquet"
-    if parquet:
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            fail("Parquet export needs pyarrow: pip install 'iftb[parquet]'")
-
-    async def work() -> int:
-        async with reading(database_url) as session:
-            repo = OHLCVRepository(session)
-            window = await _window(repo, symbol, timeframe, exchange, start, end)
-            if window is None:
-                return 0
-            bars = repo.stream_range(symbol, timeframe, *window, exchange)
-            return await (_write_parquet(out, bars) if parquet else _write_csv(out, bars))
-
-    written = run(work)
-    console.print(f"{written:,} candles written to {out}")
-
-
-async def _window(
+async def series_window(
     repo: OHLCVRepository,
     symbol: str,
     timeframe: str,
     exchange: str,
     start: str | None,
     end: str | None,
+    price_type: str,
 ) -> tuple[datetime, datetime] | None:
     """``--start``/``--end``, each defaulting to the series' first/last stored candle; None
     when the series has no candles."""
     lower = parse_moment("--start", start) if start else None
     upper = parse_moment("--end", end) if end else None
-    coverage = await repo.get_coverage(symbol, timeframe, exchange)
+    coverage = await repo.get_coverage(symbol, timeframe, exchange, price_type=price_type)
     if not coverage:
         return None
     return lower or coverage[0].first, upper or coverage[0].last
-
-
-async def _write_csv(out: Path, bars: AsyncIterator[OHLCVBar]) -> int:
-    written = 0
-    with out.open("w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(_EXPORT_COLUMNS)
-        async for bar in bars:
-            writer.writerow(
-                [bar.timestamp.isoformat(), *(_text(getattr(bar, c)) for c in _EXPORT_COLUMNS[1:])]
-            )
-            written += 1
-    return written
-
-
-async def _write_parquet(out: Path, bars: AsyncIterator[OHLCVBar]) -> int:
-    """Decimals as exact ``decimal128(20, 8)``; written in row groups of 50k."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    price = pa.decimal128(20, 8)
-    schema = pa.schema(
-        [("timestamp", pa.timestamp("us", tz="UTC"))]
-        + [(name, price) for name in _EXPORT_COLUMNS[1:7]]
-        + [("trades_count", pa.int64())]
-    )
-    written = 0
-    batch: list[OHLCVBar] = []
-    with pq.ParquetWriter(out, schema) as writer:
-        async for bar in bars:
-            batch.append(bar)
-            if len(batch) == 50_000:
-                writer.write_table(_arrow_table(pa, schema, batch))
-                written, batch = written + len(batch), []
-        if batch or not written:
-            writer.write_table(_arrow_table(pa, schema, batch))
-    return written + len(batch)
-
-
-def _arrow_table(pa: object, schema: object, bars: list[OHLCVBar]) -> object:
-    columns = {name: [getattr(bar, name) for bar in bars] for name in _EXPORT_COLUMNS}
-    return pa.Table.from_pydict(columns, schema=schema)  # type: ignore[attr-defined]
-
-
-def _text(value: object) -> str:
-    return "" if value is None else money(value)
 
 
 @app.command("delete-candles")
@@ -356,18 +293,21 @@ def delete_candles(
     start: Annotated[str, typer.Option(help="From this open time (ISO 8601).")],
     end: Annotated[str, typer.Option(help="To this open time, inclusive.")],
     exchange: Exchange = "binance",
+    price_type: PriceTypeOption = "trade",
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Delete the candles of a series opening in [--start, --end] (retention)."""
     if not yes:
-        typer.confirm(f"Delete {symbol} {timeframe} candles from {start} to {end}?", abort=True)
+        typer.confirm(
+            f"Delete {symbol} {timeframe} {price_type} candles from {start} to {end}?", abort=True
+        )
 
     async def work() -> int:
         lower, upper = parse_moment("--start", start), parse_moment("--end", end)
         async with open_database(database_url) as manager, manager.get_session() as session:
             return await OHLCVRepository(session).delete_range(
-                symbol, timeframe, lower, upper, exchange
+                symbol, timeframe, lower, upper, exchange, price_type=price_type
             )
 
     console.print(f"{run(work):,} candles deleted")
@@ -381,6 +321,7 @@ def chart(
     exchange: Exchange = "binance",
     start: Start = None,
     end: End = None,
+    price_type: PriceTypeOption = "trade",
     database_url: DatabaseUrl = None,
 ) -> None:
     """Draw the candles of a range to a PNG, with the gaps shaded."""
@@ -389,12 +330,16 @@ def chart(
     async def work() -> int:
         async with reading(database_url) as session:
             repo = OHLCVRepository(session)
-            window = await _window(repo, symbol, timeframe, exchange, start, end)
+            window = await series_window(repo, symbol, timeframe, exchange, start, end, price_type)
             if window is None:
-                fail(f"no {symbol} {timeframe} candles on {exchange}")
+                fail(f"no {symbol} {timeframe} {price_type} candles on {exchange}")
             lower, upper = window
-            bars = await repo.get_range(symbol, timeframe, lower, upper, exchange)
-            found = await repo.get_gaps(symbol, timeframe, exchange, lower, upper)
+            bars = await repo.get_range(
+                symbol, timeframe, lower, upper, exchange, price_type=price_type
+            )
+            found = await repo.get_gaps(
+                symbol, timeframe, exchange, lower, upper, price_type=price_type
+            )
         draw_candles(bars, found, timeframe, out, title=f"{symbol} {timeframe} ({exchange})")
         return len(bars)
 

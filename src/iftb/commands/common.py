@@ -42,6 +42,9 @@ DatabaseUrl = Annotated[
     ),
 ]
 Exchange = Annotated[str, typer.Option(help="Exchange of the series.")]
+PriceTypeOption = Annotated[
+    str, typer.Option("--price-type", help="trade (default), mark, index or premium_index.")
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 _AGE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")

@@ -9,6 +9,9 @@ Formats:
   times in epoch seconds, milliseconds or microseconds, or ISO 8601 with a zone.
 - ``freqtrade-json``: freqtrade's candle files, ``[[ms, open, high, low, close, volume], ...]``.
 
+Binance's mark-price, index-price and premium-index kline archives have the kline layout: their
+candles take the price type their directory names (``price_type_of``), or the one given.
+
 ``.zip`` (the first member) and ``.gz`` files are read directly. Reading streams: CSVs are never
 loaded whole. Prices are parsed from their text (JSON numbers too) so no digit is lost.
 """
@@ -27,7 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from iftb.data.storage import OHLCVBar, ValidationError, parse_timeframe
+from iftb.data.storage import OHLCVBar, PriceType, ValidationError, parse_timeframe
 from iftb.data.storage.validation import aware_utc, candle_opened_rule
 
 FileFormat = Literal["auto", "binance", "csv", "freqtrade-json"]
@@ -71,6 +74,7 @@ class _Series:
     symbol: str
     timeframe: str
     exchange: str
+    price_type: str
 
 
 def read_candles(
@@ -82,23 +86,44 @@ def read_candles(
     file_format: FileFormat = "auto",
     chunk_size: int = 10_000,
     skip_invalid: bool = False,
+    price_type: str | None = None,
 ) -> Iterator[CandleChunk]:
     """Read ``path`` in chunks of valid bars.
 
     A malformed row raises ``CandleFileError`` (file, line, reason) before its chunk is yielded,
     so nothing of that chunk reaches the database; with ``skip_invalid`` it is counted in the
     chunk's ``rejected`` instead. Rows closer together than one ``timeframe`` candle, or off its
-    boundaries, mean the file holds another timeframe: always an error.
+    boundaries, mean the file holds another timeframe: always an error. ``price_type`` is what
+    the prices are; None reads it from a Binance archive's path (``price_type_of``).
     """
     if not path.is_file():
         raise CandleFileError(path, None, "no such file")
     parse_timeframe(timeframe)  # an unknown timeframe is an error before any reading
-    series = _Series(symbol, timeframe, exchange)
+    series = _Series(symbol, timeframe, exchange, price_type or price_type_of(path))
     resolved = _resolve_format(path, file_format)
     with path.open("rb") as raw:
         text = _decompressed_text(path, raw)
         rows = _json_rows(text) if resolved == "freqtrade-json" else _csv_rows(path, text, resolved)
         yield from _chunks(path, rows, series, chunk_size, skip_invalid, raw)
+
+
+BINANCE_KLINE_KINDS = {
+    "markPriceKlines": PriceType.MARK,
+    "indexPriceKlines": PriceType.INDEX,
+    "premiumIndexKlines": PriceType.PREMIUM_INDEX,
+}
+"""data.binance.vision's archives of futures klines other than trades, by directory name: the
+same 12-column layout as its klines."""
+
+
+def price_type_of(path: Path) -> PriceType:
+    """The price type of a Binance futures kline archive, from a directory of its path
+    (``.../markPriceKlines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip`` holds mark candles); trade
+    candles otherwise."""
+    for part in path.parts:
+        if part in BINANCE_KLINE_KINDS:
+            return BINANCE_KLINE_KINDS[part]
+    return PriceType.TRADE
 
 
 # --- formats -------------------------------------------------------------------------------
@@ -270,6 +295,7 @@ def _bar(values: dict[str, Any], series: _Series) -> OHLCVBar:
         symbol=series.symbol,
         exchange=series.exchange,
         timeframe=series.timeframe,
+        price_type=series.price_type,
         timestamp=parse_time(values["time"]),
         open=_number("open", values["open"]),
         high=_number("high", values["high"]),

@@ -42,6 +42,7 @@ async def import_candle_file(
     chunk_size: int = 10_000,
     progress: Callable[[CandleChunk], None] | None = None,
     summary: ImportSummary | None = None,
+    price_type: str | None = None,
 ) -> ImportSummary:
     """Upsert every candle of ``path``; ``progress`` is called after each chunk is committed.
 
@@ -57,6 +58,7 @@ async def import_candle_file(
         file_format=file_format,
         chunk_size=chunk_size,
         skip_invalid=skip_invalid,
+        price_type=price_type,
     )
     try:
         for chunk in chunks:
@@ -81,7 +83,7 @@ async def _upsert_counting(manager: DatabaseManager, chunk: CandleChunk) -> tupl
     key = (first.symbol, first.timeframe, start, end, first.exchange)
     async with manager.get_session() as session:
         repo = OHLCVRepository(session)
-        before = await repo.count_range(*key)
+        before = await repo.count_range(*key, price_type=first.price_type)
         await repo.upsert_many(chunk.bars)
-        after = await repo.count_range(*key)
+        after = await repo.count_range(*key, price_type=first.price_type)
     return after - before, len({bar.timestamp for bar in chunk.bars})

@@ -14,6 +14,7 @@ from iftb.data.storage.enums import (
     OrderStatus,
     OrderType,
     PositionStatus,
+    PriceType,
     RunStatus,
     Severity,
     Side,
@@ -54,6 +55,7 @@ from iftb.data.storage.ledger_records import (
 )
 from iftb.data.storage.log_bridge import DatabaseLogHandler
 from iftb.data.storage.manager import DatabaseManager
+from iftb.data.storage.market_models import FundingRateModel
 from iftb.data.storage.models import (
     BacktestRunModel,
     Base,
@@ -120,6 +122,7 @@ __all__ = [
     "FillModel",
     "FundingPayment",
     "FundingPaymentModel",
+    "FundingRateModel",
     "FundingTotal",
     "Gap",
     "HistoryCounts",
@@ -150,6 +153,7 @@ __all__ = [
     "PositionModel",
     "PositionRepository",
     "PositionStatus",
+    "PriceType",
     "QueryTimeoutError",
     "ReadOnlyError",
     "ResampledBar",

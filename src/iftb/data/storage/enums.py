@@ -3,6 +3,16 @@
 from enum import StrEnum
 
 
+class PriceType(StrEnum):
+    """What a candle's prices are: exchange trades (the default), the mark price (liquidations
+    and unrealized PnL use it), the index price, or the premium index (which may be negative)."""
+
+    TRADE = "trade"
+    MARK = "mark"
+    INDEX = "index"
+    PREMIUM_INDEX = "premium_index"
+
+
 class Side(StrEnum):
     LONG = "long"
     SHORT = "short"

@@ -21,16 +21,14 @@ from iftb.data.storage.models import (
     BigId,
     IdentityRow,
     Money,
+    Rate,
     ScopeColumns,
     one_of,
     scope_rules,
     unique_in_scope,
 )
 from iftb.data.storage.sql_functions import utcnow
-from iftb.data.storage.types import ExactNumeric, JSONDocument, UTCDateTime
-
-Rate = ExactNumeric(20, 12)
-"""A funding rate: real rates reach 1e-8 and beyond."""
+from iftb.data.storage.types import JSONDocument, UTCDateTime
 
 
 class OrderModel(ScopeColumns, IdentityRow, Base):

@@ -40,6 +40,7 @@ from iftb.data.storage.enums import (
     LockSide,
     Mode,
     PositionStatus,
+    PriceType,
     RunStatus,
     Severity,
     Side,
@@ -65,6 +66,8 @@ Leverage = ExactNumeric(5, 2)
 # enough for a 125x trade after a large move (migration 0003).
 Percent = ExactNumeric(20, 4)
 Cost = ExactNumeric(10, 6)
+Rate = ExactNumeric(20, 12)
+"""A funding rate: real rates reach 1e-8 and beyond."""
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
 
@@ -146,8 +149,14 @@ class OHLCVModel(IdentityRow, Base):
     __table_args__ = (
         PrimaryKeyConstraint("id", "symbol", "timestamp"),
         UniqueConstraint(
-            "symbol", "exchange", "timeframe", "timestamp", name="ohlcv_unique_candle"
+            "symbol",
+            "exchange",
+            "timeframe",
+            "price_type",
+            "timestamp",
+            name="ohlcv_unique_candle",
         ),
+        CheckConstraint(one_of("price_type", PriceType), name="price_type"),
         Index("ix_ohlcv_timestamp", "timestamp"),
     )
 
@@ -164,6 +173,7 @@ class OHLCVModel(IdentityRow, Base):
     volume: Mapped[Decimal] = mapped_column(Money)
     quote_volume: Mapped[Decimal | None] = mapped_column(Money)
     trades_count: Mapped[int | None] = mapped_column(Integer)
+    price_type: Mapped[str] = mapped_column(String(16), server_default=text("'trade'"))
 
 
 class TradeModel(ScopeColumns, IdentityRow, Base):

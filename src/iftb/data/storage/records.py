@@ -15,7 +15,14 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Self
 
-from iftb.data.storage.enums import LLMCallStatus, PositionStatus, Severity, Side, TradeAction
+from iftb.data.storage.enums import (
+    LLMCallStatus,
+    PositionStatus,
+    PriceType,
+    Severity,
+    Side,
+    TradeAction,
+)
 from iftb.data.storage.errors import ValidationError
 from iftb.data.storage.models import (
     DailyPerformanceModel,
@@ -114,6 +121,7 @@ class SeriesCoverage:
     last: datetime
     count: int
     expected: int
+    price_type: str = PriceType.TRADE
 
     @property
     def missing(self) -> int:
@@ -124,7 +132,9 @@ class SeriesCoverage:
 class OHLCVBar(ValidatedRecord):
     """One candle. ``timestamp`` is its open time, on the timeframe's boundary, in UTC."""
 
-    _rules: ClassVar[dict[str, Rule]] = record_rules(OHLCVModel, unchecked=("id",))
+    _rules: ClassVar[dict[str, Rule]] = record_rules(
+        OHLCVModel, unchecked=("id",), price_type=PriceType
+    )
     _required: ClassVar[frozenset[str]] = required_columns(OHLCVModel)
 
     symbol: str
@@ -138,6 +148,7 @@ class OHLCVBar(ValidatedRecord):
     volume: Decimal
     quote_volume: Decimal | None = None
     trades_count: int | None = None
+    price_type: str = PriceType.TRADE
 
     def _check_invariants(self) -> None:
         timeframe = parse_timeframe(self.timeframe)
@@ -146,8 +157,9 @@ class OHLCVBar(ValidatedRecord):
                 f"timestamp: {self.timestamp.isoformat()} is not on a {timeframe} candle boundary",
                 field="timestamp",
             )
-        for name in ("open", "high", "low", "close"):
-            positive(name, getattr(self, name))
+        if self.price_type != PriceType.PREMIUM_INDEX:  # a premium may be zero or negative
+            for name in ("open", "high", "low", "close"):
+                positive(name, getattr(self, name))
         positive("volume", self.volume, allow_zero=True)
         positive("quote_volume", self.quote_volume, allow_zero=True)
         if self.trades_count is not None and self.trades_count < 0:

@@ -26,7 +26,7 @@ from iftb.data.storage.records import OHLCVBar
 from iftb.data.storage.repositories.market.candle_partitions import ensure_partitions_for
 from iftb.data.storage.types import datetime_to_sqlite_text, decimal_to_text
 
-KEY_COLUMNS = ("symbol", "exchange", "timeframe", "timestamp")
+KEY_COLUMNS = ("symbol", "exchange", "timeframe", "price_type", "timestamp")
 VALUE_COLUMNS = ("open", "high", "low", "close", "volume", "quote_volume", "trades_count")
 COLUMNS = KEY_COLUMNS + VALUE_COLUMNS
 
@@ -92,6 +92,7 @@ def _tuples(bars: Iterable[OHLCVBar]) -> Iterable[tuple[Any, ...]]:
             bar.symbol,
             bar.exchange,
             bar.timeframe,
+            bar.price_type,
             bar.timestamp,
             bar.open,
             bar.high,
@@ -112,6 +113,7 @@ def _sqlite_row(bar: OHLCVBar) -> tuple[Any, ...]:
         bar.symbol,
         bar.exchange,
         bar.timeframe,
+        bar.price_type,
         datetime_to_sqlite_text(bar.timestamp),
         decimal_to_text(bar.open, _MONEY_QUANTUM),
         decimal_to_text(bar.high, _MONEY_QUANTUM),
@@ -153,12 +155,26 @@ def _bar_from_asyncpg(row: RawRow) -> OHLCVBar:
 
 
 def _bar_from_sqlite(row: RawRow) -> OHLCVBar:
-    symbol, exchange, timeframe, timestamp, open_, high, low, close, volume, quote, trades = row
+    (
+        symbol,
+        exchange,
+        timeframe,
+        price_type,
+        timestamp,
+        open_,
+        high,
+        low,
+        close,
+        volume,
+        quote,
+        trades,
+    ) = row
     return _trusted_bar(
         (
             symbol,
             exchange,
             timeframe,
+            price_type,
             datetime.fromisoformat(timestamp).replace(tzinfo=UTC),
             Decimal(open_),
             Decimal(high),

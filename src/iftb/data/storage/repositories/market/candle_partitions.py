@@ -43,7 +43,7 @@ _TOUCHED_THE_TABLE = text(
 _CITUS_TWO_USERS = "modified in this transaction by a different user"
 _DELETE = text(
     "SELECT public.iftb_delete_ohlcv(:rows_from, :rows_to, :partitions_to,"
-    " :symbol, :exchange, :timeframe)"
+    " :symbol, :exchange, :timeframe, :price_type)"
 )
 _LIST = text(
     "SELECT p.name::text AS name, p.lower_bound, p.upper_bound, c.reltuples::bigint AS rows "
@@ -103,15 +103,17 @@ async def delete_candles(
     connection: AsyncConnection,
     rows: tuple[datetime, datetime],
     partitions_to: datetime,
-    series: tuple[str, str, str] | None = None,
+    series: tuple[str, str, str, str] | None = None,
 ) -> int:
     """Delete the candles opening in ``rows`` (inclusive), dropping the partitions wholly inside
-    ``[rows[0], partitions_to]`` instead — with ``series`` (symbol, exchange, timeframe), only
-    its candles, and only partitions holding no other series. Returns the rows that went.
+    ``[rows[0], partitions_to]`` instead — with ``series`` (symbol, exchange, timeframe, price
+    type), only its candles, and only partitions holding no other series. Returns the rows
+    that went.
 
-    One SECURITY DEFINER call (migration 0005): one role drops and deletes (Citus requires it).
+    One SECURITY DEFINER call (migrations 0005, 0008): one role drops and deletes (Citus
+    requires it).
     """
-    symbol, exchange, timeframe = series or (None, None, None)
+    symbol, exchange, timeframe, price_type = series or (None, None, None, None)
     result = await connection.execute(
         _DELETE,
         {
@@ -121,6 +123,7 @@ async def delete_candles(
             "symbol": symbol,
             "exchange": exchange,
             "timeframe": timeframe,
+            "price_type": price_type,
         },
     )
     return int(result.scalar_one())

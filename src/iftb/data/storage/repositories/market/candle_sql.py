@@ -1,4 +1,5 @@
-"""The set-based candle queries: gap detection and resampling, in one statement each.
+"""The candle queries: which rows are a series (and a range of it), and the set-based gap
+detection and resampling, in one statement each.
 
 Both number candles from their timeframe's anchor in SQL (``candle_number``), so a gap is two
 consecutive stored candles whose numbers differ by more than one, and a resampled candle is a
@@ -8,10 +9,12 @@ by a fixed duration.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 
+from iftb.data.storage.enums import PriceType
 from iftb.data.storage.models import OHLCVModel
 from iftb.data.storage.sql_functions import (
     apart_more_than,
@@ -21,8 +24,9 @@ from iftb.data.storage.sql_functions import (
     epoch_seconds,
     month_index,
 )
-from iftb.data.storage.timeframes import Timeframe
+from iftb.data.storage.timeframes import Timeframe, parse_timeframe
 from iftb.data.storage.types import UTCDateTime
+from iftb.data.storage.validation import aware_utc, choice_rule
 
 
 def candle_number(timeframe: Timeframe, column: Any) -> ColumnElement[int]:
@@ -99,4 +103,30 @@ def resample_rows(source: Timeframe, target: Timeframe, window: ColumnElement[bo
         )
         .group_by(row.bucket)
         .order_by(row.bucket)
+    )
+
+
+PRICE_TYPE = choice_rule("price_type", PriceType)
+"""A price type given by name: the enum member, or a ValidationError naming the field."""
+
+
+def series_condition(
+    symbol: str, timeframe: str, exchange: str, price_type: str
+) -> ColumnElement[bool]:
+    """One series: a symbol's candles of one timeframe and price type on one exchange."""
+    return and_(
+        OHLCVModel.symbol == symbol,
+        OHLCVModel.exchange == exchange,
+        OHLCVModel.timeframe == parse_timeframe(timeframe).code,
+        OHLCVModel.price_type == PRICE_TYPE(price_type).value,
+    )
+
+
+def range_condition(
+    symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str, price_type: str
+) -> ColumnElement[bool]:
+    """One series' candles opening in ``[start, end]``: a single range of the key index."""
+    return and_(
+        series_condition(symbol, timeframe, exchange, price_type),
+        OHLCVModel.timestamp.between(aware_utc("start", start), aware_utc("end", end)),
     )

@@ -12,13 +12,15 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, select
-from sqlalchemy.sql import ColumnElement, Executable
+from sqlalchemy import Select, delete, func, select
+from sqlalchemy.sql import Executable
 
+from iftb.data.storage.enums import PriceType
 from iftb.data.storage.errors import DuplicateError, ValidationError, translated_errors
 from iftb.data.storage.models import OHLCVModel
-from iftb.data.storage.records import Gap, OHLCVBar, ResampledBar, SeriesCoverage
-from iftb.data.storage.repositories.base import Repository, checked_limit
+from iftb.data.storage.records import OHLCVBar
+from iftb.data.storage.repositories.base import checked_limit
+from iftb.data.storage.repositories.market.candle_analysis import CandleAnalysis
 from iftb.data.storage.repositories.market.candle_io import bar_reader, candle_writer, raw_columns
 from iftb.data.storage.repositories.market.candle_partitions import (
     Partition,
@@ -26,15 +28,19 @@ from iftb.data.storage.repositories.market.candle_partitions import (
     ensure_partitions,
     list_partitions,
 )
-from iftb.data.storage.repositories.market.candle_sql import gap_rows, resample_rows
-from iftb.data.storage.timeframes import Timeframe, parse_timeframe
+from iftb.data.storage.repositories.market.candle_sql import (
+    PRICE_TYPE,
+    range_condition,
+    series_condition,
+)
+from iftb.data.storage.timeframes import parse_timeframe
 from iftb.data.storage.validation import aware_utc, candle_opened_rule
 
-Key = tuple[str, str, str, datetime]
+Key = tuple[str, str, str, str, datetime]
 _TICK = timedelta(microseconds=1)
 
 
-class OHLCVRepository(Repository):
+class OHLCVRepository(CandleAnalysis):
     """Candles, unique per (symbol, exchange, timeframe, timestamp)."""
 
     async def insert_many(self, bars: Sequence[OHLCVBar]) -> int:
@@ -72,10 +78,17 @@ class OHLCVRepository(Repository):
         return len(batch)
 
     async def get_range(
-        self, symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str = "binance"
+        self,
+        symbol: str,
+        timeframe: str,
+        start: datetime,
+        end: datetime,
+        exchange: str = "binance",
+        *,
+        price_type: str = PriceType.TRADE,
     ) -> list[OHLCVBar]:
         """Candles opening in ``[start, end]`` (both inclusive), oldest first."""
-        statement = self._range(symbol, timeframe, start, end, exchange)
+        statement = self._range(symbol, timeframe, start, end, exchange, price_type)
         return await self._bars(statement.order_by(OHLCVModel.timestamp))
 
     async def stream_range(
@@ -87,11 +100,12 @@ class OHLCVRepository(Repository):
         exchange: str = "binance",
         *,
         chunk_size: int = 10_000,
+        price_type: str = PriceType.TRADE,
     ) -> AsyncIterator[OHLCVBar]:
         """Like ``get_range`` but in constant memory: a server-side cursor on PostgreSQL,
         keyset reads of ``chunk_size`` candles on SQLite (each one index range scan)."""
         chunk_size = checked_limit(chunk_size, "chunk_size")
-        statement = self._range(symbol, timeframe, start, end, exchange).order_by(
+        statement = self._range(symbol, timeframe, start, end, exchange, price_type).order_by(
             OHLCVModel.timestamp
         )
         read = bar_reader(self.dialect)
@@ -105,7 +119,7 @@ class OHLCVRepository(Repository):
                     return
                 # the next page starts after the last candle: one index seek, not a re-scan
                 after = bars[-1].timestamp + _TICK
-                page = self._range(symbol, timeframe, after, end, exchange).order_by(
+                page = self._range(symbol, timeframe, after, end, exchange, price_type).order_by(
                     OHLCVModel.timestamp
                 )
         with translated_errors():
@@ -115,36 +129,62 @@ class OHLCVRepository(Repository):
                     yield read(row)
 
     async def get_latest(
-        self, symbol: str, timeframe: str, limit: int = 100, exchange: str = "binance"
+        self,
+        symbol: str,
+        timeframe: str,
+        limit: int = 100,
+        exchange: str = "binance",
+        *,
+        price_type: str = PriceType.TRADE,
     ) -> list[OHLCVBar]:
         """The ``limit`` most recent candles, newest first."""
         statement = (
             select(*raw_columns())
-            .where(_series(symbol, timeframe, exchange))
+            .where(series_condition(symbol, timeframe, exchange, price_type))
             .order_by(OHLCVModel.timestamp.desc())
             .limit(checked_limit(limit))
         )
         return await self._bars(statement)
 
     async def get_last_timestamp(
-        self, symbol: str, timeframe: str, exchange: str = "binance"
+        self,
+        symbol: str,
+        timeframe: str,
+        exchange: str = "binance",
+        *,
+        price_type: str = PriceType.TRADE,
     ) -> datetime | None:
         """Open time of the newest stored candle (where an incremental fetch resumes)."""
         statement = select(func.max(OHLCVModel.timestamp)).where(
-            _series(symbol, timeframe, exchange)
+            series_condition(symbol, timeframe, exchange, price_type)
         )
         last: datetime | None = (await self._execute(statement)).scalar()
         return last
 
     async def count_range(
-        self, symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str = "binance"
+        self,
+        symbol: str,
+        timeframe: str,
+        start: datetime,
+        end: datetime,
+        exchange: str = "binance",
+        *,
+        price_type: str = PriceType.TRADE,
     ) -> int:
         """How many candles open in ``[start, end]`` (an index-only count)."""
-        statement = select(func.count()).where(_in_range(symbol, timeframe, start, end, exchange))
+        window = range_condition(symbol, timeframe, start, end, exchange, price_type)
+        statement = select(func.count()).where(window)
         return int((await self._execute(statement)).scalar_one())
 
     async def delete_range(
-        self, symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str = "binance"
+        self,
+        symbol: str,
+        timeframe: str,
+        start: datetime,
+        end: datetime,
+        exchange: str = "binance",
+        *,
+        price_type: str = PriceType.TRADE,
     ) -> int:
         """Delete candles opening in ``[start, end]``; returns how many went (retention).
 
@@ -152,13 +192,13 @@ class OHLCVRepository(Repository):
         dropped rather than emptied row by row.
         """
         start, end = aware_utc("start", start), aware_utc("end", end)
-        statement = delete(OHLCVModel).where(_in_range(symbol, timeframe, start, end, exchange))
+        window = range_condition(symbol, timeframe, start, end, exchange, price_type)
+        statement = delete(OHLCVModel).where(window)
         # a partition holding only this series has no candle between ``end`` and the next one
         tf = parse_timeframe(timeframe)
         last_open_covered = tf.shift(tf.floor(end)) - _TICK
-        return await self._retain(
-            statement, (start, end), last_open_covered, (symbol, exchange, timeframe)
-        )
+        series = (symbol, exchange, tf.code, PRICE_TYPE(price_type).value)
+        return await self._retain(statement, (start, end), last_open_covered, series)
 
     async def purge(self, older_than: datetime) -> int:
         """Delete the candles of every series opening before ``older_than``; returns how many
@@ -189,7 +229,7 @@ class OHLCVRepository(Repository):
         statement: Executable,
         rows: tuple[datetime, datetime],
         partitions_to: datetime,
-        series: tuple[str, str, str] | None = None,
+        series: tuple[str, str, str, str] | None = None,
     ) -> int:
         """Delete ``rows`` by ``statement``; on PostgreSQL, by the retention function, which
         drops the whole partitions inside ``[rows[0], partitions_to]`` instead."""
@@ -200,122 +240,19 @@ class OHLCVRepository(Repository):
                     return int((await connection.execute(statement)).rowcount)
                 return await delete_candles(connection, rows, partitions_to, series)
 
-    async def get_gaps(
-        self,
-        symbol: str,
-        timeframe: str,
-        exchange: str = "binance",
-        start: datetime | None = None,
-        end: datetime | None = None,
-    ) -> list[Gap]:
-        """Runs of missing candles between the first and last stored candle, or within
-        ``[start, end]`` when given — then missing candles at the window's edges count too."""
-        tf = parse_timeframe(timeframe)
-        lower = tf.ceil(aware_utc("start", start)) if start is not None else None
-        upper = tf.floor(aware_utc("end", end)) if end is not None else None
-        window = _window(lower, upper)
-        series = _series(symbol, timeframe, exchange)
-        stored = (await self._execute(gap_rows(tf, series, window))).all()
-        if not stored:
-            if lower is None or upper is None or lower > upper:
-                return []
-            return [_gap(tf, lower, upper)]
-        gaps = []
-        if lower is not None:  # candles missing between the window's start and the first one
-            first = select(func.min(OHLCVModel.timestamp)).where(
-                series, OHLCVModel.timestamp >= lower
-            )
-            first_stored = (await self._execute(first)).scalar_one()
-            if first_stored > lower:
-                gaps.append(_gap(tf, lower, tf.shift(first_stored, -1)))
-        for row in stored:
-            if row.next_ts is not None:
-                gaps.append(_gap(tf, tf.shift(row.ts, 1), tf.shift(row.next_ts, -1)))
-            elif upper is not None and row.ts < upper:
-                gaps.append(_gap(tf, tf.shift(row.ts, 1), upper))
-        return gaps
-
-    async def get_coverage(
-        self,
-        symbol: str | None = None,
-        timeframe: str | None = None,
-        exchange: str | None = None,
-    ) -> list[SeriesCoverage]:
-        """Per stored series: first and last candle, count, expected count (and so missing)."""
-        series = (OHLCVModel.symbol, OHLCVModel.exchange, OHLCVModel.timeframe)
-        statement = (
-            select(
-                *series,
-                func.min(OHLCVModel.timestamp).label("first"),
-                func.max(OHLCVModel.timestamp).label("last"),
-                func.count().label("stored"),
-            )
-            .group_by(*series)
-            .order_by(*series)
-        )
-        for column, value in zip(series, (symbol, exchange, timeframe), strict=True):
-            if value is not None:
-                statement = statement.where(column == value)
-        rows = await self._execute(statement)
-        return [
-            SeriesCoverage(
-                symbol=row.symbol,
-                exchange=row.exchange,
-                timeframe=row.timeframe,
-                first=row.first,
-                last=row.last,
-                count=row.stored,
-                expected=parse_timeframe(row.timeframe).count_between(row.first, row.last),
-            )
-            for row in rows
-        ]
-
-    async def resample(
-        self,
-        symbol: str,
-        source_timeframe: str,
-        target_timeframe: str,
-        start: datetime,
-        end: datetime,
-        exchange: str = "binance",
-        *,
-        include_partial: bool = False,
-    ) -> list[ResampledBar]:
-        """Larger candles built in SQL from the stored smaller ones opening in ``[start, end]``.
-
-        Open is the first source candle's open, close the last one's close, high the max, low
-        the min, volumes and trade counts summed. A target candle with source candles missing is
-        partial: excluded unless ``include_partial``, and then flagged (``complete`` is False).
-        """
-        source, target = parse_timeframe(source_timeframe), parse_timeframe(target_timeframe)
-        _check_resample(source, target)
-        window = _in_range(symbol, source_timeframe, start, end, exchange)
-        rows = await self._execute(resample_rows(source, target, window))
-        resampled = []
-        for row in rows.mappings():
-            opened = target.shift(target.anchor, row["bucket"])
-            expected = source.count_between(opened, source.shift(target.shift(opened, 1), -1))
-            if row["source_count"] < expected and not include_partial:
-                continue
-            bar = OHLCVBar.from_row(
-                {
-                    **row,
-                    "timeframe": target.code,
-                    "timestamp": opened,
-                    "symbol": symbol,
-                    "exchange": exchange,
-                }
-            )
-            _check_storable(bar)
-            resampled.append(ResampledBar(bar, row["source_count"], expected))
-        return resampled
-
     # --- internals -------------------------------------------------------------------------
 
     def _range(
-        self, symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str
+        self,
+        symbol: str,
+        timeframe: str,
+        start: datetime,
+        end: datetime,
+        exchange: str,
+        price_type: str,
     ) -> Select[Any]:
-        return select(*raw_columns()).where(_in_range(symbol, timeframe, start, end, exchange))
+        window = range_condition(symbol, timeframe, start, end, exchange, price_type)
+        return select(*raw_columns()).where(window)
 
     async def _bars(self, statement: Select[Any]) -> list[OHLCVBar]:
         """Run a select of ``raw_columns()`` and read its rows into records."""
@@ -338,7 +275,7 @@ class OHLCVRepository(Repository):
         """Name the first candle of a rejected insert that is already stored."""
         for index, bar in enumerate(batch):
             statement = select(OHLCVModel.id).where(
-                _series(bar.symbol, bar.timeframe, bar.exchange),
+                series_condition(bar.symbol, bar.timeframe, bar.exchange, bar.price_type),
                 OHLCVModel.timestamp == bar.timestamp,
             )
             if (await self._execute(statement)).first() is not None:
@@ -364,72 +301,9 @@ def _checked_batch(bars: Sequence[OHLCVBar]) -> list[OHLCVBar]:
 
 
 def _key(bar: OHLCVBar) -> Key:
-    return (bar.symbol, bar.exchange, bar.timeframe, bar.timestamp)
+    return (bar.symbol, bar.exchange, bar.timeframe, bar.price_type, bar.timestamp)
 
 
 def _describe(bar: OHLCVBar) -> str:
-    return f"{bar.symbol} {bar.exchange} {bar.timeframe} {bar.timestamp.isoformat()}"
-
-
-def _series(symbol: str, timeframe: str, exchange: str) -> ColumnElement[bool]:
-    return and_(
-        OHLCVModel.symbol == symbol,
-        OHLCVModel.exchange == exchange,
-        OHLCVModel.timeframe == parse_timeframe(timeframe).code,
-    )
-
-
-def _in_range(
-    symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str
-) -> ColumnElement[bool]:
-    """One series' candles opening in ``[start, end]``: a single range of the key index."""
-    return and_(
-        _series(symbol, timeframe, exchange),
-        OHLCVModel.timestamp.between(aware_utc("start", start), aware_utc("end", end)),
-    )
-
-
-def _window(lower: datetime | None, upper: datetime | None) -> ColumnElement[bool] | None:
-    conditions = []
-    if lower is not None:
-        conditions.append(OHLCVModel.timestamp >= lower)
-    if upper is not None:
-        conditions.append(OHLCVModel.timestamp <= upper)
-    return and_(*conditions) if conditions else None
-
-
-def _gap(tf: Timeframe, first: datetime, last: datetime) -> Gap:
-    return Gap(start=first, end=last, missing=tf.count_between(first, last))
-
-
-def _check_storable(bar: OHLCVBar) -> None:
-    """A built candle obeys the rules of a stored one (summed volumes and trade counts must
-    fit their columns), so writing it back never fails, nor stores on SQLite what PostgreSQL
-    would refuse."""
-    try:
-        bar.validate()
-    except ValidationError as exc:
-        raise ValidationError(
-            f"the {bar.timeframe} candle opening {bar.timestamp.isoformat()} cannot be built: "
-            f"{exc}",
-            field=exc.field,
-        ) from None
-
-
-def _check_resample(source: Timeframe, target: Timeframe) -> None:
-    """Every target candle must be a whole number of source candles, on shared boundaries."""
-    if source.step is None or source == target:
-        raise ValidationError(
-            f"source_timeframe: cannot resample {source} into {target}", field="source_timeframe"
-        )
-    if target.step is None:  # months open at midnight: any source dividing a day fits
-        fits = timedelta(days=1) % source.step == timedelta(0)
-    else:
-        fits = target.step % source.step == timedelta(0) and (
-            (target.anchor - source.anchor) % source.step == timedelta(0)
-        )
-    if not fits:
-        raise ValidationError(
-            f"target_timeframe: {target} candles are not whole groups of {source} candles",
-            field="target_timeframe",
-        )
+    kind = "" if bar.price_type == PriceType.TRADE else f" {bar.price_type}"
+    return f"{bar.symbol} {bar.exchange} {bar.timeframe}{kind} {bar.timestamp.isoformat()}"

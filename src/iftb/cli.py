@@ -9,7 +9,17 @@ from typing import Annotated
 
 import typer
 
-from iftb.commands import audit, candle_export, candles, demo, journal, ledger, schema, scopes
+from iftb.commands import (
+    audit,
+    candle_export,
+    candles,
+    demo,
+    funding_rates,
+    journal,
+    ledger,
+    schema,
+    scopes,
+)
 from iftb.utils import configure_logging
 
 app = typer.Typer(
@@ -28,7 +38,7 @@ def main(
     configure_logging(level="INFO" if verbose else "WARNING")
 
 
-for area in (schema, candles, candle_export, journal, ledger, scopes, audit, demo):
+for area in (schema, candles, candle_export, funding_rates, journal, ledger, scopes, audit, demo):
     app.registered_commands.extend(area.app.registered_commands)
     app.registered_groups.extend(area.app.registered_groups)
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from iftb.config import ConfigError
 from iftb.data.candle_files import CandleFileError
+from iftb.data.funding_files import FundingFileError
 from iftb.data.storage import (
     DEFAULT_SCOPE,
     BacktestRunRepository,
@@ -79,7 +80,7 @@ def run(work: Callable[[], Awaitable[T]]) -> T:
     """Run async work; a storage, file or configuration error exits 1 with one clear line."""
     try:
         return asyncio.run(_call(work))
-    except (StorageError, ConfigError, CandleFileError) as exc:
+    except (StorageError, ConfigError, CandleFileError, FundingFileError) as exc:
         fail(str(exc))
 
 

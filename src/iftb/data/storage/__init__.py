@@ -56,6 +56,7 @@ from iftb.data.storage.ledger_records import (
 from iftb.data.storage.log_bridge import DatabaseLogHandler
 from iftb.data.storage.manager import DatabaseManager
 from iftb.data.storage.market_models import FundingRateModel
+from iftb.data.storage.market_records import FundingRate
 from iftb.data.storage.models import (
     BacktestRunModel,
     Base,
@@ -84,6 +85,7 @@ from iftb.data.storage.repositories import (
     BacktestRunRepository,
     BotStateRepository,
     DailyPerformanceRepository,
+    FundingRateRepository,
     LedgerRepository,
     LLMAnalysisLogRepository,
     OHLCVRepository,
@@ -122,7 +124,9 @@ __all__ = [
     "FillModel",
     "FundingPayment",
     "FundingPaymentModel",
+    "FundingRate",
     "FundingRateModel",
+    "FundingRateRepository",
     "FundingTotal",
     "Gap",
     "HistoryCounts",

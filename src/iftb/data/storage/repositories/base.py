@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
 from decimal import localcontext
@@ -65,12 +65,13 @@ class Repository:
             connection = await self._session.connection()
             return await connection.execute(statement, parameters)
 
-    async def _write(self, statement: Executable) -> Result[Any]:
-        """Execute a write inside a savepoint: if the database refuses it, the caller's unit of
-        work is left as it was (and still usable), not aborted."""
+    async def _write(self, statement: Executable, rows: Sequence[Any] | None = None) -> Result[Any]:
+        """Execute a write (once per mapping of ``rows`` when given) inside a savepoint: if the
+        database refuses it, the caller's unit of work is left as it was (and still usable),
+        not aborted."""
         with translated_errors():
             async with self._session.begin_nested():
-                return await self._session.execute(statement)
+                return await self._session.execute(statement, rows)
 
     async def _insert_record(self, record: Any, model: type[DeclarativeBase]) -> int:
         """Validate a record, insert it, and return its database id."""

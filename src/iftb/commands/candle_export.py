@@ -1,4 +1,5 @@
-"""``export-candles``: a series (or part of it) to CSV or Parquet, streamed from the database."""
+"""``export-candles``: a series (or part of it) to CSV, Parquet (exact decimals) or freqtrade's
+feather/parquet layout (``freqtrade_files``), streamed from the database."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from iftb.commands.common import (
     reading,
     run,
 )
+from iftb.data.freqtrade_files import SUFFIXES, write_freqtrade
 from iftb.data.storage import OHLCVBar, OHLCVRepository
 
 app = typer.Typer()
@@ -40,20 +42,33 @@ _EXPORT_COLUMNS = (
 def export_candles(
     symbol: Symbol,
     timeframe: TimeframeArg,
-    out: Annotated[Path, typer.Option(help="Output file: .csv, or .parquet (needs pyarrow).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Output file: .csv; .parquet (exact decimals; needs pyarrow); .feather "
+            "(freqtrade's layout)."
+        ),
+    ],
     exchange: Exchange = "binance",
     start: Start = None,
     end: End = None,
     price_type: PriceTypeOption = "trade",
+    freqtrade: Annotated[
+        bool, typer.Option("--freqtrade", help="freqtrade's layout for a .parquet file too.")
+    ] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Write a series (or part of it) to CSV or Parquet, streaming from the database."""
-    parquet = out.suffix.lower() == ".parquet"
-    if parquet:
+    """Write a series (or part of it) to CSV, Parquet or freqtrade's feather, streaming from
+    the database."""
+    suffix = out.suffix.lower()
+    as_freqtrade = suffix == ".feather" or freqtrade
+    if as_freqtrade and suffix not in SUFFIXES:
+        fail(f"--out: freqtrade files are .feather or .parquet, not {out.name}")
+    if suffix in SUFFIXES:
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            fail("Parquet export needs pyarrow: pip install 'iftb[parquet]'")
+            fail(f"{suffix} export needs pyarrow: pip install 'iftb[parquet]'")
 
     async def work() -> int:
         async with reading(database_url) as session:
@@ -62,7 +77,11 @@ def export_candles(
             if window is None:
                 return 0
             bars = repo.stream_range(symbol, timeframe, *window, exchange, price_type=price_type)
-            return await (_write_parquet(out, bars) if parquet else _write_csv(out, bars))
+            if as_freqtrade:
+                return write_freqtrade(out, [bar async for bar in bars])
+            return await (
+                _write_parquet(out, bars) if suffix == ".parquet" else _write_csv(out, bars)
+            )
 
     written = run(work)
     console.print(f"{written:,} candles written to {out}")

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from iftb.config import ConfigError
 from iftb.data.candle_files import CandleFileError
+from iftb.data.freqtrade_files import FreqtradeFileError
 from iftb.data.funding_files import FundingFileError
 from iftb.data.storage import (
     DEFAULT_SCOPE,
@@ -52,6 +53,10 @@ _AGE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _AGE_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
+FILE_ERRORS = (CandleFileError, FundingFileError, FreqtradeFileError)
+"""A file that cannot be read: one clear line, exit 1."""
+
+
 def manager_for(database_url: str | None, **options: Any) -> DatabaseManager:
     """A manager configured from the settings (pool, retries, timeouts), on ``--database-url``
     when given."""
@@ -80,7 +85,13 @@ def run(work: Callable[[], Awaitable[T]]) -> T:
     """Run async work; a storage, file or configuration error exits 1 with one clear line."""
     try:
         return asyncio.run(_call(work))
-    except (StorageError, ConfigError, CandleFileError, FundingFileError) as exc:
+    except (
+        StorageError,
+        ConfigError,
+        CandleFileError,
+        FundingFileError,
+        FreqtradeFileError,
+    ) as exc:
         fail(str(exc))
 
 

@@ -8,6 +8,8 @@ Formats:
   ``high``, ``low``, ``close``, ``volume`` and optionally ``quote_volume`` and ``trades_count``;
   times in epoch seconds, milliseconds or microseconds, or ISO 8601 with a zone.
 - ``freqtrade-json``: freqtrade's candle files, ``[[ms, open, high, low, close, volume], ...]``.
+- ``freqtrade``: freqtrade's feather (its default) and parquet candle files (``freqtrade_files``),
+  futures candle types included.
 
 Binance's mark-price, index-price and premium-index kline archives have the kline layout: their
 candles take the price type their directory names (``price_type_of``), or the one given.
@@ -30,11 +32,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from iftb.data.freqtrade_files import (
+    FreqtradeFileError,
+    freqtrade_price_type,
+    freqtrade_rows,
+    is_freqtrade_file,
+)
 from iftb.data.storage import OHLCVBar, PriceType, ValidationError, parse_timeframe
 from iftb.data.storage.validation import aware_utc, candle_opened_rule
 
-FileFormat = Literal["auto", "binance", "csv", "freqtrade-json"]
-FORMATS: tuple[FileFormat, ...] = ("auto", "binance", "csv", "freqtrade-json")
+FileFormat = Literal["auto", "binance", "csv", "freqtrade-json", "freqtrade"]
+FORMATS: tuple[FileFormat, ...] = ("auto", "binance", "csv", "freqtrade-json", "freqtrade")
 
 _TIME_COLUMNS = ("timestamp", "date", "time", "datetime", "open_time")
 _OPTIONAL_COLUMNS = {
@@ -99,12 +107,29 @@ def read_candles(
     if not path.is_file():
         raise CandleFileError(path, None, "no such file")
     parse_timeframe(timeframe)  # an unknown timeframe is an error before any reading
-    series = _Series(symbol, timeframe, exchange, price_type or price_type_of(path))
     resolved = _resolve_format(path, file_format)
+    try:
+        series = _Series(symbol, timeframe, exchange, price_type or price_type_of(path))
+    except FreqtradeFileError as exc:
+        raise CandleFileError(path, None, str(exc)) from None
     with path.open("rb") as raw:
-        text = _decompressed_text(path, raw)
-        rows = _json_rows(text) if resolved == "freqtrade-json" else _csv_rows(path, text, resolved)
+        if resolved == "freqtrade":
+            rows = _freqtrade(path)
+        else:
+            text = _decompressed_text(path, raw)
+            rows = (
+                _json_rows(text)
+                if resolved == "freqtrade-json"
+                else _csv_rows(path, text, resolved)
+            )
         yield from _chunks(path, rows, series, chunk_size, skip_invalid, raw)
+
+
+def _freqtrade(path: Path) -> Iterator[Row]:
+    try:
+        yield from freqtrade_rows(path)
+    except FreqtradeFileError as exc:
+        raise CandleFileError(path, None, str(exc)) from None
 
 
 BINANCE_KLINE_KINDS = {
@@ -117,9 +142,11 @@ same 12-column layout as its klines."""
 
 
 def price_type_of(path: Path) -> PriceType:
-    """The price type of a Binance futures kline archive, from a directory of its path
-    (``.../markPriceKlines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip`` holds mark candles); trade
-    candles otherwise."""
+    """The price type a file's path states: a Binance futures kline archive's directory
+    (``.../markPriceKlines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip`` holds mark candles) or a
+    freqtrade file's candle type (``BTC_USDT_USDT-1h-mark.feather``); trade candles otherwise."""
+    if is_freqtrade_file(path):
+        return freqtrade_price_type(path) or PriceType.TRADE
     for part in path.parts:
         if part in BINANCE_KLINE_KINDS:
             return BINANCE_KLINE_KINDS[part]
@@ -134,6 +161,8 @@ def _resolve_format(path: Path, file_format: FileFormat) -> FileFormat:
         raise CandleFileError(path, None, f"unknown format {file_format!r}")
     if file_format != "auto":
         return file_format
+    if is_freqtrade_file(path):
+        return "freqtrade"
     name = path.name.lower().removesuffix(".gz").removesuffix(".zip")
     return "freqtrade-json" if name.endswith(".json") else "auto"  # CSVs told apart by header
 

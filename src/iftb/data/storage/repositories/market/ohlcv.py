@@ -21,6 +21,11 @@ from iftb.data.storage.models import OHLCVModel
 from iftb.data.storage.records import OHLCVBar
 from iftb.data.storage.repositories.base import checked_limit
 from iftb.data.storage.repositories.market.candle_analysis import CandleAnalysis
+from iftb.data.storage.repositories.market.candle_frames import (
+    Series,
+    checked_library,
+    read_candle_frame,
+)
 from iftb.data.storage.repositories.market.candle_io import bar_reader, candle_writer, raw_columns
 from iftb.data.storage.repositories.market.candle_partitions import (
     Partition,
@@ -33,6 +38,7 @@ from iftb.data.storage.repositories.market.candle_sql import (
     range_condition,
     series_condition,
 )
+from iftb.data.storage.repositories.market.frame_writes import frame_batch
 from iftb.data.storage.timeframes import parse_timeframe
 from iftb.data.storage.validation import aware_utc, candle_opened_rule
 
@@ -90,6 +96,55 @@ class OHLCVRepository(CandleAnalysis):
         """Candles opening in ``[start, end]`` (both inclusive), oldest first."""
         statement = self._range(symbol, timeframe, start, end, exchange, price_type)
         return await self._bars(statement.order_by(OHLCVModel.timestamp))
+
+    async def get_frame(
+        self,
+        symbol: str,
+        timeframe: str,
+        start: datetime,
+        end: datetime,
+        exchange: str = "binance",
+        *,
+        price_type: str = PriceType.TRADE,
+        library: str = "pandas",
+        exact: bool = False,
+    ) -> Any:
+        """Candles opening in ``[start, end]`` as a pandas DataFrame indexed by aware UTC open
+        time, or a Polars DataFrame sorted by its ``timestamp`` column (``library="polars"``):
+        float64 values, or with ``exact=True`` Arrow decimal128(20, 8) ones holding every
+        digit. Needs the ``frames`` extra (docs/frames.md)."""
+        series = Series(
+            symbol,
+            exchange,
+            parse_timeframe(timeframe).code,
+            PRICE_TYPE(price_type).value,
+            aware_utc("start", start),
+            aware_utc("end", end),
+        )
+        chosen = checked_library(library)
+        with translated_errors():
+            connection = await self._session.connection()
+            return await read_candle_frame(
+                connection, self.dialect, series, library=chosen, exact=exact
+            )
+
+    async def upsert_frame(
+        self,
+        frame: Any,
+        symbol: str,
+        timeframe: str,
+        exchange: str = "binance",
+        *,
+        price_type: str = PriceType.TRADE,
+    ) -> int:
+        """Insert or update the candles of a pandas or Polars DataFrame (the shape ``get_frame``
+        returns), with the rules of ``upsert_many``; a bad row is a ValidationError naming its
+        position and open time, and nothing is written. Returns how many candles were written."""
+        batch = frame_batch(frame, symbol, timeframe, exchange, price_type)
+        with translated_errors():
+            async with self._session.begin_nested():
+                connection = await self._session.connection()
+                return await batch.write(connection, self.dialect)
 
     async def stream_range(
         self,

@@ -16,6 +16,7 @@ block, so the transient memory stays a few MB above the frame's own.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import importlib
 from collections.abc import Callable, Iterable, Sequence
@@ -37,7 +38,7 @@ DECIMAL_COLUMNS = VALUE_COLUMNS[:-1]
 PRECISION, SCALE = 20, 8
 """NUMERIC(20, 8): the candle columns' type, and the exact frames' decimal128."""
 BLOCK_BYTES = 8 << 20
-SQLITE_CHUNK_ROWS = 200_000
+SQLITE_CHUNK_ROWS = 100_000
 EXTRA = "pip install 'iftb[frames]'"
 
 
@@ -136,22 +137,28 @@ async def _read_postgres(
 async def _read_sqlite(
     connection: AsyncConnection, series: Series, parse: Callable[[bytes], Any]
 ) -> list[Any]:
+    """Chunk after chunk in one index range scan each (keyset: after the last candle read);
+    each chunk's text is parsed in a worker thread while SQLite builds the next one (both
+    release the GIL)."""
     raw = await connection.get_raw_connection()
     driver: Any = raw.driver_connection
     key = (series.symbol, series.exchange, series.timeframe, series.price_type)
     query, after = _SQLITE_QUERY, datetime_to_sqlite_text(series.start)
     end = datetime_to_sqlite_text(series.end)
-    tables = []
-    while True:
-        cursor = await driver.execute(query, (*key, after, end, SQLITE_CHUNK_ROWS))
-        count, last, text = await cursor.fetchone()
-        await cursor.close()
-        if count:
-            tables.append(parse(text.encode()))
-        if count < SQLITE_CHUNK_ROWS:
-            return tables
-        # the next chunk starts after the last candle read: one index seek
-        query, after = _SQLITE_NEXT, last
+    parsing: list[asyncio.Future[Any]] = []
+    try:
+        while True:
+            cursor = await driver.execute(query, (*key, after, end, SQLITE_CHUNK_ROWS))
+            count, last, text = await cursor.fetchone()
+            await cursor.close()
+            if count:
+                parsing.append(asyncio.ensure_future(asyncio.to_thread(parse, text.encode())))
+            if count < SQLITE_CHUNK_ROWS:
+                break
+            query, after = _SQLITE_NEXT, last
+    finally:
+        tables = list(await asyncio.gather(*parsing))
+    return tables
 
 
 class _Blocks:

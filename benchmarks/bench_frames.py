@@ -1,0 +1,505 @@
+"""DataFrames: one series' candles into a pandas float64 frame, and a frame written back.
+
+Figures per backend, each in the same run as its baselines, on the same stored rows:
+
+- ``OHLCVRepository.get_frame`` of ``FRAME_ROWS`` (1M) candles of one series into a pandas
+  DataFrame of float64 columns indexed by aware UTC open time, against (a) the user's route
+  before it: ``get_range`` then ``pd.DataFrame.from_records`` of the records, the Decimals made
+  float64; (b) ``pandas.read_sql`` of the same query (float8 casts on PostgreSQL over a sync
+  psycopg 3 SQLAlchemy engine; ``CAST(... AS REAL)`` over the stdlib sqlite3 on SQLite), index
+  set the same way; (c) connectorx and the ADBC drivers where they import: installed into the
+  venv for this benchmark only, never a dependency of the project.
+- ``OHLCVRepository.upsert_frame`` of the same number of candles (a float64 frame) and
+  ``upsert_many`` of them (records built before the clock), each against the raw driver's bulk
+  write of the same rows (asyncpg COPY into a staging table + merge / sqlite3 executemany);
+  every repetition starts from an empty table.
+- Peak RSS of a ``MEMORY_ROWS`` (10M) candle read into float64 columns, in a fresh process,
+  against the frame's own size.
+
+Runs by itself (it is not part of ``python -m benchmarks``)::
+
+    .venv/bin/python -m benchmarks.bench_frames --quick     # smoke run, prints the section
+    .venv/bin/python -m benchmarks.bench_frames             # full sizes; rewrites the
+                                                            # "DataFrames" section
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from benchmarks import standalone
+from benchmarks.candles import STEP, T0, TIMEFRAME, NativeRow, bars, native_rows
+from benchmarks.config import Sizes
+from benchmarks.databases import Database, refresh_statistics
+from benchmarks.raw_driver import DriverRow
+from benchmarks.raw_postgres import RawPostgres
+from benchmarks.results import BackendResults, Figure, ratio_target
+from benchmarks.standalone import TITLES, Module, samples_text
+from benchmarks.timing import Case, Samples, compare
+from iftb.data.storage import OHLCVRepository
+
+SYMBOL = "BENCH_FRAMEUSDT"
+FRAME_ROWS = 1_000_000
+MEMORY_ROWS = int(os.environ.get("IFTB_BENCH_FRAME_MEMORY_ROWS", "10000000"))
+QUICK_ROWS = 20_000
+_SEED_CHUNK = 500_000
+URL_VARIABLE = "IFTB_BENCH_URL"
+READ = "get_frame, pandas float64"
+WRITE = "upsert_frame, pandas float64"
+WRITE_MANY = "upsert_many (records built before the clock)"
+MEMORY = "get_frame peak RSS"
+TARGETS = {"records": 5.0, "read_sql": 1.0, "fastest": 0.5}
+VALUES = ("open", "high", "low", "close", "volume", "quote_volume")
+_SELECT = {  # constant column names; every value is a bound parameter
+    "postgresql": (
+        'SELECT "timestamp", '  # noqa: S608
+        + ", ".join(f'"{name}"::float8 AS "{name}"' for name in VALUES)
+        + ', trades_count FROM ohlcv WHERE symbol = %(s)s AND "timestamp" BETWEEN %(a)s AND %(b)s '
+        'ORDER BY "timestamp"'
+    ),
+    "sqlite": (
+        'SELECT "timestamp", '  # noqa: S608
+        + ", ".join(f'CAST("{name}" AS REAL) AS "{name}"' for name in VALUES)
+        + ', trades_count FROM ohlcv WHERE symbol = ? AND "timestamp" BETWEEN ? AND ? '
+        'ORDER BY "timestamp"'
+    ),
+}
+
+
+def _sizes(sizes: Sizes) -> tuple[int, int]:
+    """Frame rows and memory-probe rows: full sizes unless the run is a --quick one."""
+    quick = sizes.rows < 100_000
+    return (QUICK_ROWS, QUICK_ROWS * 5) if quick else (FRAME_ROWS, MEMORY_ROWS)
+
+
+def _plain_url(db: Database, driver: str) -> str:
+    return make_url(db.url).set(drivername=driver).render_as_string(hide_password=False)
+
+
+async def run(db: Database, sizes: Sizes, out: BackendResults) -> None:
+    rows, memory_rows = _sizes(sizes)
+    await _seed(db, rows)
+    await _reads(db, sizes, rows, out)
+    await _writes(db, sizes, rows, out)
+    await _seed(db, memory_rows)
+    out.figures.append(await _memory(db, memory_rows))
+    await db.raw.clear_candles()
+
+
+def _driver_rows(db: Database, native: Sequence[NativeRow]) -> list[DriverRow]:
+    """The raw driver's rows with the price type in its place (trade)."""
+    return [(*row[:3], "trade", *row[3:]) for row in db.raw.candle_rows(native)]
+
+
+async def _seed(db: Database, rows: int) -> None:
+    """``rows`` candles of the series, written by the raw driver (untimed)."""
+    await db.raw.clear_candles()
+    if isinstance(db.raw, RawPostgres):  # the raw COPY needs the months' partitions
+        await db.raw.ensure_partitions(T0, T0 + STEP * rows)
+    for first in range(0, rows, _SEED_CHUNK):
+        native = list(native_rows(SYMBOL, first, min(_SEED_CHUNK, rows - first)))
+        await db.raw.insert(_driver_rows(db, native))
+    await refresh_statistics(db)
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+
+async def _reads(db: Database, sizes: Sizes, rows: int, out: BackendResults) -> None:
+    import pandas as pd
+
+    start, end = T0, T0 + STEP * (rows - 1)
+    frames: dict[str, Any] = {}
+
+    async def library() -> None:
+        async with db.manager.get_session(read_only=True) as session:
+            frames["library"] = await OHLCVRepository(session).get_frame(
+                SYMBOL, TIMEFRAME, start, end
+            )
+
+    async def records() -> None:
+        async with db.manager.get_session(read_only=True) as session:
+            candles = await OHLCVRepository(session).get_range(SYMBOL, TIMEFRAME, start, end)
+        frame = pd.DataFrame.from_records(
+            [
+                (c.timestamp, c.open, c.high, c.low, c.close, c.volume, c.quote_volume)
+                for c in candles
+            ],
+            columns=["timestamp", *VALUES],
+            index="timestamp",
+        ).astype("float64")
+        frame["trades_count"] = pd.array([c.trades_count for c in candles], dtype="Int64")
+        frames["records"] = frame
+
+    baselines: dict[str, Callable[[], Awaitable[None]]] = {"records": records}
+    for name, reader in _readers(db, start, end).items():
+
+        def side(reader: Callable[[], Any] = reader, name: str = name) -> Awaitable[None]:
+            async def call() -> None:
+                frames[name] = await asyncio.to_thread(reader)
+
+            return call()
+
+        try:
+            await side()
+        except Exception as exc:  # a reader that does not work here is reported, not fatal
+            out.checks.append(f"frames: {name} could not read here: {type(exc).__name__}: {exc}")
+            continue
+        baselines[name] = side
+    await library()
+    cases = [Case(library), *(Case(action) for action in baselines.values())]
+    library_samples, *others = await compare(sizes.repetitions, *cases)
+    expected = frames["library"]
+    for name in frames:
+        got = frames[name]
+        if len(got) != rows or not (got["close"].to_numpy() == expected["close"].to_numpy()).all():
+            raise RuntimeError(f"frames: {name} read a different frame ({len(got)} rows)")
+    out.checks.append(
+        f"frames: every reader's {rows:,}-candle frame has the same float64 close column as "
+        "get_frame's (each value float(Decimal) of the stored one)"
+    )
+    fastest = min(
+        (name for name in baselines if name not in ("records", "read_sql")),
+        key=lambda name: others[list(baselines).index(name)].median,
+        default=None,
+    )
+    for name, samples in zip(baselines, others, strict=True):
+        kind = "fastest" if name == fastest else name if name in TARGETS else None
+        ratio = samples.median / library_samples.median
+        target = ratio_target(TARGETS[kind], name, ratio) if kind else None
+        out.figures.append(Figure(READ, rows, library_samples, samples, name, target))
+
+
+def _readers(db: Database, start: Any, end: Any) -> dict[str, Callable[[], Any]]:
+    """The reads other than the library's, each a blocking call giving the same frame."""
+    import pandas as pd
+
+    def indexed(frame: Any) -> Any:
+        if not pd.api.types.is_datetime64_any_dtype(frame["timestamp"]):
+            frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601")
+        elif frame["timestamp"].dt.tz is None:
+            frame["timestamp"] = frame["timestamp"].dt.tz_localize("UTC")
+        frame = frame.set_index("timestamp")
+        frame["trades_count"] = frame["trades_count"].astype("Int64")
+        return frame
+
+    readers: dict[str, Callable[[], Any]] = {}
+    query = _SELECT[db.backend]
+    if db.backend == "sqlite":
+        path = db.url.split(":///", 1)[1]
+        bounds = (SYMBOL, _sqlite_text(start), _sqlite_text(end))
+
+        def read_sql() -> Any:
+            with sqlite3.connect(path) as connection:
+                return indexed(pd.read_sql(query, connection, params=bounds))
+
+        readers["read_sql"] = read_sql
+        literal = query.replace("?", "'{}'").format(*bounds)
+        readers["connectorx"] = lambda: indexed(_connectorx(f"sqlite://{path}", literal))
+        readers["ADBC SQLite"] = lambda: indexed(_adbc("adbc_driver_sqlite", path, literal))
+        return readers
+    from sqlalchemy import create_engine
+
+    engine = create_engine(_plain_url(db, "postgresql+psycopg"))
+    params = {"s": SYMBOL, "a": start, "b": end}
+
+    def read_sql_pg() -> Any:
+        with engine.connect() as connection:
+            return indexed(pd.read_sql(query, connection, params=params))
+
+    readers["read_sql"] = read_sql_pg
+    literal = query % {
+        "s": f"'{SYMBOL}'",
+        "a": f"'{start.isoformat()}'",
+        "b": f"'{end.isoformat()}'",
+    }
+    url = _plain_url(db, "postgresql")
+    readers["connectorx"] = lambda: indexed(_connectorx(url, literal))
+    readers["ADBC PostgreSQL"] = lambda: indexed(_adbc("adbc_driver_postgresql", url, literal))
+    return readers
+
+
+def _sqlite_text(moment: Any) -> str:
+    from iftb.data.storage.types import datetime_to_sqlite_text
+
+    return datetime_to_sqlite_text(moment)
+
+
+def _connectorx(url: str, query: str) -> Any:
+    import connectorx
+
+    return connectorx.read_sql(url, query, return_type="pandas")
+
+
+def _adbc(module: str, url: str, query: str) -> Any:
+    import importlib
+
+    dbapi = importlib.import_module(f"{module}.dbapi")
+    with dbapi.connect(url) as connection, connection.cursor() as cursor:
+        cursor.execute(query)
+        return cursor.fetch_arrow_table().to_pandas()
+
+
+# --- writes --------------------------------------------------------------------------------
+
+
+async def _writes(db: Database, sizes: Sizes, rows: int, out: BackendResults) -> None:
+    native = list(native_rows(SYMBOL, 0, rows))
+    async with db.manager.get_session(read_only=True) as session:
+        frame = await OHLCVRepository(session).get_frame(
+            SYMBOL, TIMEFRAME, T0, T0 + STEP * (rows - 1)
+        )
+    records = bars(native)
+    prepared = _driver_rows(db, native)
+    written: dict[str, int] = {}
+
+    async def library_frame() -> None:
+        async with db.manager.get_session() as session:
+            written["frame"] = await OHLCVRepository(session).upsert_frame(frame, SYMBOL, TIMEFRAME)
+
+    async def library_many() -> None:
+        async with db.manager.get_session() as session:
+            written["many"] = await OHLCVRepository(session).upsert_many(records)
+
+    async def raw() -> None:
+        await db.raw.upsert(prepared)
+
+    empty = db.raw.clear_candles
+    cases = [Case(library_frame, empty), Case(library_many, empty), Case(raw, empty)]
+    await empty()
+    await library_frame()  # warm-up, and the check: it stores what upsert_many stores
+    frame_digest = await db.raw.digest()
+    await empty()
+    await library_many()
+    if await db.raw.digest() != frame_digest:
+        raise RuntimeError("upsert_frame and upsert_many stored different candles")
+    out.checks.append(
+        f"frames: upsert_frame of the {rows:,}-candle float64 frame stored exactly what "
+        "upsert_many of the records stores (every key and value)"
+    )
+    frame_samples, many_samples, raw_samples = await compare(sizes.repetitions, *cases)
+    if set(written.values()) != {rows}:
+        raise RuntimeError(f"frames: wrote {written}, expected {rows} each")
+    baseline = "raw COPY + merge" if db.backend == "postgresql" else "raw executemany"
+    many_ratio = raw_samples.median / many_samples.median
+    out.figures.append(Figure(WRITE_MANY, rows, many_samples, raw_samples, baseline))
+    frame_ratio = raw_samples.median / frame_samples.median
+    out.figures.append(
+        Figure(
+            WRITE,
+            rows,
+            frame_samples,
+            raw_samples,
+            baseline,
+            ratio_target(round(0.9 * many_ratio, 2), baseline, frame_ratio),
+            note=f"target: within 10% of upsert_many's {many_ratio:.2f}×",
+        )
+    )
+    await empty()
+
+
+# --- memory: a fresh process per read --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    rows: int
+    seconds: float
+    baseline_rss: int
+    peak_rss: int
+    frame_bytes: int
+
+
+async def _memory(db: Database, rows: int) -> Figure:
+    environment = dict(os.environ, **{URL_VARIABLE: db.url})
+    command = [sys.executable, "-m", "benchmarks.bench_frames", "probe", str(rows)]
+    done = await asyncio.to_thread(
+        subprocess.run, command, env=environment, capture_output=True, text=True, check=True
+    )
+    probe = Probe(**json.loads(done.stdout.strip().splitlines()[-1]))
+    if probe.rows != rows:
+        raise RuntimeError(f"frames: the memory probe read {probe.rows} of {rows}")
+    growth = probe.peak_rss - probe.baseline_rss
+    note = (
+        f"peak RSS growth {growth / 2**20:,.0f} MiB for a frame of {probe.frame_bytes / 2**20:,.0f}"
+        f" MiB: {growth / probe.frame_bytes:.2f}× the frame's own size ({probe.seconds:.1f} s)"
+    )
+    return Figure(MEMORY, rows, Samples((probe.seconds,)), None, note=note)
+
+
+def probe(rows: int) -> None:
+    """Child process: read ``rows`` candles once, print time, RSS and the frame's size."""
+    import psutil  # type: ignore[import-untyped]
+
+    from iftb.data.storage import DatabaseManager
+
+    async def read() -> dict[str, int | float]:
+        manager = DatabaseManager(os.environ[URL_VARIABLE])
+        await manager.connect()
+        try:
+            async with manager.get_session(read_only=True) as session:  # warm-up: imports
+                await OHLCVRepository(session).get_frame(SYMBOL, TIMEFRAME, T0, T0 + STEP)
+            process = psutil.Process()
+            baseline = peak = process.memory_info().rss
+            done = asyncio.Event()
+
+            async def sample() -> None:
+                nonlocal peak
+                while not done.is_set():
+                    peak = max(peak, process.memory_info().rss)
+                    await asyncio.sleep(0.005)
+
+            sampler = asyncio.create_task(sample())
+            began = time.perf_counter()
+            async with manager.get_session(read_only=True) as session:
+                frame = await OHLCVRepository(session).get_frame(
+                    SYMBOL, TIMEFRAME, T0, T0 + STEP * (rows - 1)
+                )
+            seconds = time.perf_counter() - began
+            done.set()
+            await sampler
+            peak = max(peak, process.memory_info().rss, _maxrss())
+            size = int(frame.memory_usage(index=True, deep=True).sum())
+            return {
+                "rows": len(frame),
+                "seconds": seconds,
+                "baseline_rss": baseline,
+                "peak_rss": peak,
+                "frame_bytes": size,
+            }
+        finally:
+            await manager.disconnect()
+
+    print(json.dumps(asyncio.run(read())))
+
+
+def _maxrss() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+# --- the "DataFrames" section of docs/performance.md ------------------------------------------
+
+
+def section(results: Sequence[BackendResults], provenance: str) -> list[str]:
+    lines = ["## DataFrames", "", provenance, ""]
+    measured = [result for result in results if not result.skipped]
+    lines += [
+        "**Reads**: `OHLCVRepository.get_frame` of one series into a pandas DataFrame of float64 "
+        "columns indexed by aware UTC open time, against other ways to the same frame (ratio = "
+        "their time / get_frame's: above 1, get_frame is faster). Seconds are the median "
+        "[fastest – slowest] of the repetitions, every side taking turns.",
+        "",
+        "| Backend | Candles | get_frame s | Against | Their s | Ratio | Target | Met? |",
+        "|---|--:|--:|---|--:|--:|---|---|",
+    ]
+    for result in measured:
+        for figure in result.figures:
+            if figure.operation != READ or figure.baseline is None:
+                continue
+            lines.append(_row(result.backend, figure))
+    lines += [
+        "",
+        "**Writes**: `upsert_frame` of a float64 frame and `upsert_many` of the same candles "
+        "(records built before the clock) against the raw driver's bulk write, every repetition "
+        "into an empty table.",
+        "",
+        "| Backend | Candles | Library call | Library s | Raw s | Ratio | Target | Met? |",
+        "|---|--:|---|--:|--:|--:|---|---|",
+    ]
+    for result in measured:
+        for figure in result.figures:
+            if figure.operation in (WRITE, WRITE_MANY) and figure.baseline is not None:
+                lines.append(_row(result.backend, figure, call=True))
+    lines += ["", "**Memory** (a fresh process per read, RSS sampled every 5 ms):", ""]
+    for result in measured:
+        for figure in result.figures:
+            if figure.operation == MEMORY:
+                lines.append(f"- {TITLES[result.backend]}, {figure.rows:,} candles: {figure.note}")
+    for result in results:
+        if result.skipped:
+            lines.append(f"\n{TITLES[result.backend]} was skipped: {result.skipped}.")
+    checks = [
+        f"- {TITLES[result.backend]}: {check}"
+        for result in measured
+        for check in result.checks
+        if check.startswith("frames:")
+    ]
+    lines += ["", *_NOTES, ""]
+    if checks:
+        lines += ["Sanity checks (outside the timers):", "", *checks, ""]
+    return lines
+
+
+def _row(backend: str, figure: Figure, *, call: bool = False) -> str:
+    assert figure.baseline is not None
+    met, text = "—", "—"
+    if figure.target is not None:
+        met = {True: "**yes**", False: "**NO**", None: "n/a"}[figure.target.met]
+        text = figure.target.text
+    middle = (
+        f"{figure.operation} | {samples_text(figure.library)} | {samples_text(figure.baseline)}"
+        if call
+        else f"{samples_text(figure.library)} | {figure.baseline_name} | "
+        f"{samples_text(figure.baseline)}"
+    )
+    return (
+        f"| {TITLES[backend]} | {figure.rows:,} | {middle} | {figure.ratio or 0:.2f}× | "
+        f"{text} | {met} |"
+    )
+
+
+_NOTES = [
+    "- **records**: `get_range`, then `pd.DataFrame.from_records` of the records' values, the "
+    "Decimals made float64 and trades_count a nullable Int64: the route a user had before "
+    "get_frame.",
+    "- **read_sql**: `pandas.read_sql` of the same query with the values cast to float in SQL "
+    "(`::float8` on PostgreSQL through a sync psycopg 3 connection; `CAST(... AS REAL)` through "
+    "the stdlib sqlite3 on SQLite), then the same index (SQLite's timestamps are text: parsed "
+    "with `pd.to_datetime(utc=True)`).",
+    "- **connectorx** and **ADBC** (`adbc-driver-postgresql`, `adbc-driver-sqlite`) were "
+    "pip-installed into the venv for this benchmark only; they are not dependencies of iftb. "
+    "They read the same float-cast query into Arrow/pandas and get the same index; the "
+    "fastest of them carries the ≥ 0.5× target.",
+    "- **get_frame** reads the candles as CSV text (PostgreSQL `COPY (query) TO STDOUT`, "
+    "SQLite one `group_concat` per 200k candles) parsed by pyarrow in 8 MB blocks; the floats "
+    "are correctly rounded from the stored decimal text.",
+    "- The write ratio is raw time / library time; `upsert_frame`'s target is within 10% of "
+    "`upsert_many`'s own ratio in the same run.",
+]
+
+
+MODULE = Module(
+    "bench_frames",
+    "frames",
+    "## DataFrames",
+    "DataFrames only: get_frame against the records route, read_sql, connectorx and ADBC; "
+    "upsert_frame against the raw bulk write; peak RSS of a 10M-candle read. Rewrites the "
+    "DataFrames section of the report.",
+    run,
+    section,
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["probe"]:
+        probe(int(given[1]))
+        return 0
+    return standalone.main(MODULE, given)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

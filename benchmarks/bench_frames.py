@@ -169,30 +169,31 @@ async def _reads(db: Database, sizes: Sizes, rows: int, out: BackendResults) -> 
         f"frames: every reader's {rows:,}-candle frame has the same float64 close column as "
         "get_frame's (each value float(Decimal) of the stored one)"
     )
+    timed = dict(zip(baselines, others, strict=True))
+    child: set[str] = set()
+    if db.backend == "sqlite":
+        for name, found in (await _external_sqlite(db, rows, sizes.repetitions)).items():
+            if isinstance(found, str):
+                out.checks.append(f"frames: {name} could not read here: {found}")
+                continue
+            timed[name] = Samples(tuple(found))
+            child.add(name)
     fastest = min(
-        (name for name in baselines if name not in ("records", "read_sql")),
-        key=lambda name: others[list(baselines).index(name)].median,
+        (name for name in timed if name not in ("records", "read_sql")),
+        key=lambda name: timed[name].median,
         default=None,
     )
-    for name, samples in zip(baselines, others, strict=True):
+    for name, samples in timed.items():
         kind = "fastest" if name == fastest else name if name in TARGETS else None
         ratio = samples.median / library_samples.median
         target = ratio_target(TARGETS[kind], name, ratio) if kind else None
-        out.figures.append(Figure(READ, rows, library_samples, samples, name, target))
+        note = "timed in a child process (its own copy of SQLite)" if name in child else ""
+        out.figures.append(Figure(READ, rows, library_samples, samples, name, target, note))
 
 
 def _readers(db: Database, start: Any, end: Any) -> dict[str, Callable[[], Any]]:
     """The reads other than the library's, each a blocking call giving the same frame."""
     import pandas as pd
-
-    def indexed(frame: Any) -> Any:
-        if not pd.api.types.is_datetime64_any_dtype(frame["timestamp"]):
-            frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601")
-        elif frame["timestamp"].dt.tz is None:
-            frame["timestamp"] = frame["timestamp"].dt.tz_localize("UTC")
-        frame = frame.set_index("timestamp")
-        frame["trades_count"] = frame["trades_count"].astype("Int64")
-        return frame
 
     readers: dict[str, Callable[[], Any]] = {}
     query = _SELECT[db.backend]
@@ -205,9 +206,6 @@ def _readers(db: Database, start: Any, end: Any) -> dict[str, Callable[[], Any]]
                 return indexed(pd.read_sql(query, connection, params=bounds))
 
         readers["read_sql"] = read_sql
-        literal = query.replace("?", "'{}'").format(*bounds)
-        readers["connectorx"] = lambda: indexed(_connectorx(f"sqlite://{path}", literal))
-        readers["ADBC SQLite"] = lambda: indexed(_adbc("adbc_driver_sqlite", path, literal))
         return readers
     from sqlalchemy import create_engine
 
@@ -228,6 +226,66 @@ def _readers(db: Database, start: Any, end: Any) -> dict[str, Callable[[], Any]]
     readers["connectorx"] = lambda: indexed(_connectorx(url, literal))
     readers["ADBC PostgreSQL"] = lambda: indexed(_adbc("adbc_driver_postgresql", url, literal))
     return readers
+
+
+def indexed(frame: Any) -> Any:
+    """A driver's frame given get_frame's index: aware UTC open times, trades_count Int64."""
+    import pandas as pd
+
+    if not pd.api.types.is_datetime64_any_dtype(frame["timestamp"]):
+        frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601")
+    elif frame["timestamp"].dt.tz is None:
+        frame["timestamp"] = frame["timestamp"].dt.tz_localize("UTC")
+    frame = frame.set_index("timestamp")
+    frame["trades_count"] = frame["trades_count"].astype("Int64")
+    return frame
+
+
+def _sqlite_readers(path: str, start: Any, end: Any) -> dict[str, Callable[[], Any]]:
+    """connectorx and ADBC on SQLite. Each bundles its own copy of SQLite: in the process that
+    holds the library's connections, the second copy breaks the first one's WAL locks (the
+    benchmark died of SIGBUS that way), so these run in a child process (``external``)."""
+    bounds = (SYMBOL, _sqlite_text(start), _sqlite_text(end))
+    literal = _SELECT["sqlite"].replace("?", "'{}'").format(*bounds)
+    return {
+        "connectorx": lambda: indexed(_connectorx(f"sqlite://{path}", literal)),
+        "ADBC SQLite": lambda: indexed(_adbc("adbc_driver_sqlite", path, literal)),
+    }
+
+
+def external(path: str, rows: int, repetitions: int) -> None:
+    """Child process: time each SQLite reader of ``_sqlite_readers``; print JSON of
+    name → seconds per repetition, or name → the error text."""
+    start, end = T0, T0 + STEP * (rows - 1)
+    found: dict[str, Any] = {}
+    for name, reader in _sqlite_readers(path, start, end).items():
+        try:
+            frame = reader()  # warm-up, and the check
+            if len(frame) != rows:
+                raise RuntimeError(f"read {len(frame)} rows")
+            seconds = []
+            for _ in range(repetitions):
+                began = time.perf_counter()
+                reader()
+                seconds.append(time.perf_counter() - began)
+            found[name] = seconds
+        except Exception as exc:
+            found[name] = f"{type(exc).__name__}: {exc}"
+    print(json.dumps(found))
+
+
+async def _external_sqlite(db: Database, rows: int, repetitions: int) -> dict[str, Any]:
+    path = db.url.split(":///", 1)[1]
+    command = [sys.executable, "-m", "benchmarks.bench_frames", "external", path, str(rows)]
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [*command, str(repetitions)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
 
 
 def _sqlite_text(moment: Any) -> str:
@@ -497,6 +555,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     if given[:1] == ["probe"]:
         probe(int(given[1]))
+        return 0
+    if given[:1] == ["external"]:
+        external(given[1], int(given[2]), int(given[3]))
         return 0
     return standalone.main(MODULE, given)
 

@@ -24,4 +24,7 @@ Usage::
     .venv/bin/python -m benchmarks.bench_scopes     # scopes only (record_trades, statistics
                                                     # of one scope among 20); rewrites the
                                                     # report's Scopes section (--quick: prints)
+    .venv/bin/python -m benchmarks.bench_ledger     # futures ledger only (fills one at a time,
+                                                    # a history in bulk); rewrites the report's
+                                                    # Futures ledger section (--quick: prints)
 """

@@ -23,31 +23,27 @@ Runs inside the whole harness (``python -m benchmarks``) and by itself::
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import sqlite3
-import sys
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from itertools import islice
-from pathlib import Path
 from typing import Any, Protocol
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from benchmarks import standalone
 from benchmarks.bench_trades import closed_trades
-from benchmarks.candles import T0
-from benchmarks.config import BACKENDS, DEFAULT_OUTPUT, QUICK, Sizes, with_overrides
-from benchmarks.databases import Database, postgres_database, postgres_server, sqlite_database
-from benchmarks.machine import describe, load_average
+from benchmarks.config import Sizes
+from benchmarks.databases import Database
 from benchmarks.raw_driver import DriverRow
 from benchmarks.raw_sqlite import stored_form
 from benchmarks.results import BackendResults, Figure, ratio_target
 from benchmarks.sql import TRADE_COLUMNS
-from benchmarks.timing import Case, Samples, compare, repeat
+from benchmarks.standalone import TITLES as _TITLES
+from benchmarks.standalone import Module, samples_text
+from benchmarks.timing import Case, compare, repeat
 from iftb.data.storage import BacktestRunRepository, Scope, Trade, TradeRepository
 from iftb.data.storage.engine import SQLITE_PRAGMAS
 from iftb.data.storage.models import TradeModel
@@ -69,7 +65,6 @@ RUN_COLUMNS = (*TRADE_COLUMNS, "bot", "mode", "run_id")
 SCOPE_COLUMNS = (*TRADE_COLUMNS, "bot", "mode")
 """What the seeding writes for a live or paper trade."""
 _LOAD_CHUNK = 50_000
-_TITLES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 
 
 class RawTrades(Protocol):
@@ -420,8 +415,8 @@ def section(results: Sequence[BackendResults], provenance: str) -> list[str]:
             if figure.target is not None:
                 met = {True: "**yes**", False: "**NO**", None: "n/a"}[figure.target.met]
             lines.append(
-                f"| {_TITLES[result.backend]} | {figure.rows:,} | {_samples(figure.library)} | "
-                f"{_samples(figure.baseline)} ({figure.baseline_name}) | "
+                f"| {_TITLES[result.backend]} | {figure.rows:,} | {samples_text(figure.library)} | "
+                f"{samples_text(figure.baseline)} ({figure.baseline_name}) | "
                 f"{figure.ratio or 0:.2f}× | {met} |"
             )
     notes = [
@@ -448,7 +443,7 @@ def section(results: Sequence[BackendResults], provenance: str) -> list[str]:
             growth = figure.library.median / first if first else 0.0
             lines.append(
                 f"| {_TITLES[result.backend]} | {figure.rows * len(SCOPES):,} | "
-                f"{figure.rows:,} | {_samples(figure.library)} | ×{growth:.1f} |"
+                f"{figure.rows:,} | {samples_text(figure.library)} | ×{growth:.1f} |"
             )
     for result in results:
         if result.skipped:
@@ -476,123 +471,21 @@ def section(results: Sequence[BackendResults], provenance: str) -> list[str]:
     return lines
 
 
-def _samples(samples: Samples) -> str:
-    return f"{samples.median:.3f} [{samples.low:.3f} – {samples.high:.3f}]"
-
-
-def splice(document: str, lines: Sequence[str]) -> str:
-    """``document`` with its "## Scopes" section replaced by ``lines`` (or, when it has none,
-    ``lines`` inserted before "## Timings", else appended)."""
-    existing = document.splitlines()
-    new = list(lines)
-    if "## Scopes" in existing:
-        start = existing.index("## Scopes")
-        end = next(
-            (i for i in range(start + 1, len(existing)) if existing[i].startswith("## ")),
-            len(existing),
-        )
-        existing[start:end] = new
-    elif "## Timings" in existing:
-        at = existing.index("## Timings")
-        existing[at:at] = new
-    else:
-        existing += ["", *new]
-    return "\n".join(existing).rstrip() + "\n"
-
-
 # --- by itself: python -m benchmarks.bench_scopes -------------------------------------------
 
-
-async def _measure(db: Database, sizes: Sizes) -> BackendResults:
-    out = BackendResults(db.backend, db.server_version)
-    began = time.perf_counter()
-    _log(f"{db.backend}: scopes ...")
-    await run(db, sizes, out)
-    out.seconds = time.perf_counter() - began
-    _log(f"{db.backend}: scopes done in {out.seconds:.1f} s")
-    return out
-
-
-async def _sqlite(sizes: Sizes) -> BackendResults:
-    async with sqlite_database() as db:
-        return await _measure(db, sizes)
-
-
-def measure_all(sizes: Sizes, backends: Sequence[str]) -> tuple[list[BackendResults], str]:
-    """The scopes figures on every backend, and where PostgreSQL came from."""
-    results = []
-    origin = ""
-    if "sqlite" in backends:
-        results.append(asyncio.run(_sqlite(sizes)))
-    if "postgresql" in backends:
-        with postgres_server() as (server, origin):
-            if server is None:
-                results.append(BackendResults("postgresql", skipped=origin))
-            else:
-
-                async def postgres() -> BackendResults:
-                    async with postgres_database(server, T0) as db:
-                        return await _measure(db, sizes)
-
-                results.append(asyncio.run(postgres()))
-    return results, origin
+MODULE = Module(
+    "bench_scopes",
+    "scopes",
+    "## Scopes",
+    "Scopes only: record_trades against the raw bulk write, and one scope's get_statistics "
+    "among 20; rewrites the Scopes section of the report.",
+    run,
+    section,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.bench_scopes",
-        description="Scopes only: record_trades against the raw bulk write, and one scope's "
-        "get_statistics among 20; rewrites the Scopes section of the report.",
-    )
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
-    parser.add_argument("--repetitions", type=int, help="timed repetitions per figure")
-    parser.add_argument("--backends", default=",".join(BACKENDS), help="sqlite,postgresql")
-    parser.add_argument(
-        "--output",
-        type=Path,
-        help=f"report whose Scopes section to rewrite (default {DEFAULT_OUTPUT}; with --quick "
-        "the section is only printed)",
-    )
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    backends = [name.strip() for name in args.backends.split(",") if name.strip()]
-    if not backends or set(backends) - set(BACKENDS):
-        parser.error(f"--backends: expected a subset of {', '.join(BACKENDS)}")
-    sizes = with_overrides(QUICK if args.quick else Sizes(), repetitions=args.repetitions)
-    command = " ".join(
-        [".venv/bin/python", "-m", "benchmarks.bench_scopes", *(argv or sys.argv[1:])]
-    )
-    load_at_start = load_average()
-    began = time.perf_counter()
-    started = datetime.now(UTC)
-    results, origin = measure_all(sizes, backends)
-    machine = describe()
-    versions = ", ".join(
-        f"{_TITLES[result.backend]} {result.server_version}"
-        for result in results
-        if not result.skipped
-    )
-    provenance = (
-        f"Measured by itself with `{command}` on {started:%Y-%m-%d %H:%M} UTC "
-        f"({(time.perf_counter() - began) / 60:.1f} min, {sizes.repetitions} repetitions per "
-        f"figure{', a --quick smoke run: the figures mean nothing' if args.quick else ''}), "
-        f"not in the run the rest of this file comes from. Machine: {machine['CPU']}, "
-        f"{machine['RAM']} RAM, {machine['Python']}, SQLAlchemy {machine['SQLAlchemy']}, "
-        f"asyncpg {machine['asyncpg']}; {versions}"
-        f"{f' ({origin})' if origin else ''}; load average {load_at_start} at start, "
-        f"{load_average()} at end; library commit {machine['Library commit']}."
-    )
-    lines = section(results, provenance)
-    output = args.output or (None if args.quick else DEFAULT_OUTPUT)
-    print("\n".join(lines))
-    if output is not None:
-        document = output.read_text(encoding="utf-8") if output.exists() else "# Performance\n"
-        output.write_text(splice(document, lines), encoding="utf-8")
-        print(f"Scopes section written to {output}", file=sys.stderr)
-    return 0
-
-
-def _log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    return standalone.main(MODULE, argv)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,10 @@ class Sizes:
     """Trades of one backtest's record_trades, and the smaller journal of the scoped statistics."""
     scope_trades_large: int = 1_000_000
     """The larger journal of the scoped statistics (20 scopes)."""
+    ledger_live_fills: int = 3_000
+    """Fills recorded one at a time (each order and fill in its own unit of work)."""
+    ledger_history_trades: int = 330
+    """Trades per series (20 symbols × long/short) of the bulk history: about 100,700 fills."""
     coverage_rows: int = 0
     """Candles seeded on PostgreSQL for get_coverage at scale (``--large``: 10M); 0 skips it."""
 
@@ -50,6 +54,8 @@ QUICK = Sizes(
     trades=2_000,
     scope_trades=2_000,
     scope_trades_large=20_000,
+    ledger_live_fills=200,
+    ledger_history_trades=5,
 )
 
 

@@ -3,7 +3,7 @@ per-repetition spread, and how to read it all."""
 
 from __future__ import annotations
 
-from benchmarks import bench_scopes
+from benchmarks import bench_ledger, bench_scopes
 from benchmarks.config import Config
 from benchmarks.results import BackendResults, Figure
 from benchmarks.runner import Run
@@ -30,6 +30,8 @@ def render(config: Config, run: Run) -> str:
         lines += _backend(backend, config)
     if bench_scopes.measured(run.results):
         lines += bench_scopes.section(run.results, "Measured in the run above.")
+    if bench_ledger.measured(run.results):
+        lines += bench_ledger.section(run.results, "Measured in the run above.")
     lines += _spread(run, config)
     lines += _how_to_read(config)
     lines += AGAINST_EXISTING_DATABASE
@@ -70,6 +72,10 @@ def _sizes(config: Config, run: Run) -> list[str]:
         "Closed trades (statistics, rollup)": f"{sizes.trades:,}",
         "Scopes (record_trades batch; statistics journal over 20 scopes)": (
             f"{sizes.scope_trades:,}; {sizes.scope_trades:,} and {sizes.scope_trades_large:,}"
+        ),
+        "Futures ledger (fills recorded one at a time; bulk history)": (
+            f"{sizes.ledger_live_fills:,}; {sizes.ledger_history_trades:,} trades per series "
+            "(20 symbols × long/short)"
         ),
         "Large coverage table": large,
     }

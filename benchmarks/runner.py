@@ -19,6 +19,7 @@ from tests.support.pg_cluster import PostgresServer
 
 from benchmarks import (
     bench_coverage,
+    bench_ledger,
     bench_orm,
     bench_reads,
     bench_scopes,
@@ -136,6 +137,10 @@ async def _backend(db: Database, config: Config) -> BackendResults:
         out.checks.append("scopes: not run on an existing database (--database-url)")
     else:
         await phase("scopes", bench_scopes.run(db, sizes, out))
+    if db.own_rows_only:  # writes and truncates the ledger tables
+        out.checks.append("futures ledger: not run on an existing database (--database-url)")
+    else:
+        await phase("futures ledger", bench_ledger.run(db, sizes, out))
     if sizes.coverage_rows and db.backend == "postgresql":
         large = await phase("seed large table", bench_coverage.seed_large(db, sizes))
         await phase("get_coverage, large", bench_coverage.run(db, sizes, out, large))

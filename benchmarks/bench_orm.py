@@ -16,16 +16,17 @@ from benchmarks.candles import ORM_SYMBOL, NativeRow, native_rows
 from benchmarks.config import Sizes
 from benchmarks.databases import Database
 from benchmarks.results import BackendResults, Figure
+from benchmarks.sql import NATIVE_COLUMNS
 from benchmarks.targets import write_baseline
 from benchmarks.timing import Case, compare
 from iftb.data.storage import OHLCVModel
-from iftb.data.storage.repositories.market.candle_io import COLUMNS, VALUE_COLUMNS
+from iftb.data.storage.repositories.market.candle_io import VALUE_COLUMNS
 
 SYMBOL = ORM_SYMBOL
 
 
 def model(row: NativeRow) -> OHLCVModel:
-    return OHLCVModel(**dict(zip(COLUMNS, row, strict=True)))
+    return OHLCVModel(**dict(zip(NATIVE_COLUMNS, row, strict=True)))
 
 
 async def run(db: Database, sizes: Sizes, out: BackendResults) -> None:
@@ -74,7 +75,7 @@ async def _select_then_update(db: Database, sizes: Sizes) -> Figure:
     async def library() -> None:
         async with db.manager.get_session() as session:
             for row in native:
-                values: dict[str, Any] = dict(zip(COLUMNS, row, strict=True))
+                values: dict[str, Any] = dict(zip(NATIVE_COLUMNS, row, strict=True))
                 statement = select(OHLCVModel).where(
                     OHLCVModel.symbol == values["symbol"],
                     OHLCVModel.exchange == values["exchange"],

@@ -17,6 +17,7 @@ import asyncpg
 from benchmarks.candles import EXCHANGE, OWN_SYMBOLS, TIMEFRAME, NativeRow
 from benchmarks.raw_driver import DriverRow
 from benchmarks.sql import (
+    NATIVE_COLUMNS,
     PG_CREATE_STAGE,
     PG_DELETE_OWN,
     PG_MERGE,
@@ -26,7 +27,6 @@ from benchmarks.sql import (
     PG_TIMESTAMPS,
     TRADE_COLUMNS,
 )
-from iftb.data.storage.repositories.market.candle_io import COLUMNS
 
 ENSURE_SPAN = (
     "SELECT iftb_ensure_ohlcv_partitions(ARRAY(SELECT generate_series($1::timestamptz, $2, "
@@ -96,17 +96,23 @@ class RawPostgres:
 
     async def insert(self, rows: Sequence[DriverRow]) -> None:
         async with self._connection.transaction():
-            await self._connection.copy_records_to_table("ohlcv", records=rows, columns=COLUMNS)
+            await self._connection.copy_records_to_table(
+                "ohlcv", records=rows, columns=NATIVE_COLUMNS
+            )
 
     async def upsert(self, rows: Sequence[DriverRow]) -> None:
         async with self._connection.transaction():
-            await self._connection.copy_records_to_table(PG_STAGE, records=rows, columns=COLUMNS)
+            await self._connection.copy_records_to_table(
+                PG_STAGE, records=rows, columns=NATIVE_COLUMNS
+            )
             await self._connection.execute(PG_MERGE)
 
     async def load(self, rows: Iterable[NativeRow]) -> int:
         counted = _Counted(rows)
         async with self._connection.transaction():
-            await self._connection.copy_records_to_table("ohlcv", records=counted, columns=COLUMNS)
+            await self._connection.copy_records_to_table(
+                "ohlcv", records=counted, columns=NATIVE_COLUMNS
+            )
         return counted.count
 
     async def fetch_range(self, symbol: str, start: datetime, end: datetime) -> list[Any]:

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from iftb.data.storage.repositories.market.candle_io import COLUMNS, KEY_COLUMNS, VALUE_COLUMNS
 
+NATIVE_COLUMNS = tuple(name for name in COLUMNS if name != "price_type")
+"""The columns of a benchmark candle (``candles.NativeRow``): trade candles, whose ``price_type``
+takes its default."""
+
 TRADE_COLUMNS = (
     "trade_id",
     "symbol",
@@ -30,7 +34,7 @@ TRADE_COLUMNS = (
 
 PG_STAGE = "bench_raw_stage"
 
-_COLUMN_LIST = ", ".join(f'"{name}"' for name in COLUMNS)
+_COLUMN_LIST = ", ".join(f'"{name}"' for name in NATIVE_COLUMNS)
 _KEY_LIST = ", ".join(f'"{name}"' for name in KEY_COLUMNS)
 _ON_CONFLICT = f"ON CONFLICT ({_KEY_LIST}) DO UPDATE SET " + ", ".join(
     f'"{name}" = excluded."{name}"' for name in VALUE_COLUMNS
@@ -42,7 +46,7 @@ def _placeholders(count: int) -> str:
     return ", ".join("?" * count)
 
 
-SQLITE_INSERT = f"INSERT INTO ohlcv ({_COLUMN_LIST}) VALUES ({_placeholders(len(COLUMNS))})"
+SQLITE_INSERT = f"INSERT INTO ohlcv ({_COLUMN_LIST}) VALUES ({_placeholders(len(NATIVE_COLUMNS))})"
 SQLITE_UPSERT = f"{SQLITE_INSERT} {_ON_CONFLICT}"
 SQLITE_RANGE = (
     f"SELECT {_COLUMN_LIST} FROM ohlcv WHERE {_SERIES.format('?', '?', '?')} "

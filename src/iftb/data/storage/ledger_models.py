@@ -23,6 +23,7 @@ from iftb.data.storage.models import (
     Money,
     Rate,
     ScopeColumns,
+    index_in_scope,
     one_of,
     scope_rules,
     unique_in_scope,
@@ -49,6 +50,7 @@ class OrderModel(ScopeColumns, IdentityRow, Base):
             "exchange_order_id",
             where="exchange_order_id IS NOT NULL",
         ),
+        *index_in_scope("orders", "trade_id", "trade_id"),  # a trade's orders: every fill's
     )
 
     exchange: Mapped[str] = mapped_column(String(50))

@@ -103,6 +103,19 @@ def unique_in_scope(table: str, name: str, *columns: str, where: str = "") -> tu
     )
 
 
+def index_in_scope(table: str, name: str, *columns: str) -> tuple[Index, Index]:
+    """Finds rows by ``columns`` within a scope: live and paper rows by (bot, mode, ...), a
+    backtest's by (run_id, ...), as ``unique_in_scope`` keys them, but not unique."""
+    return (
+        _partial(
+            f"ix_{table}_scope_{name}", ("bot", "mode", *columns), "run_id IS NULL", unique=False
+        ),
+        _partial(
+            f"ix_{table}_run_{name}", ("run_id", *columns), "run_id IS NOT NULL", unique=False
+        ),
+    )
+
+
 def run_index(table: str) -> Index:
     """Finds a backtest run's rows, for the cascade that deletes them with the run."""
     return _partial(f"ix_{table}_run_id", ("run_id",), "run_id IS NOT NULL", unique=False)
@@ -241,6 +254,8 @@ class PositionModel(ScopeColumns, IdentityRow, Base):
             "side",
             where="status = 'open'",
         ),
+        # Every position of one side of a symbol, open or not: the ledger's position of a trade.
+        *index_in_scope("positions", "symbol_exchange_side", "symbol", "exchange", "side"),
     )
 
     symbol: Mapped[str] = mapped_column(String(20))

@@ -299,16 +299,21 @@ class _Plan:
         progress: Mapping[str, Mapping[str, Any]],
     ) -> None:
         """No new order filled on a closed trade (``check_not_reopened``), named where its
-        fill came in."""
-        orders: dict[str, list[Order]] = defaultdict(list)
-        for order in book.orders.values():
-            now = progress.get(order.client_order_id)
-            orders[order.trade_id].append(replace(order, status=now["status"]) if now else order)
+        fill came in. Only a trade with a fill after its net quantity came back to zero can
+        be one: its orders are looked at, with the statuses this batch gives them."""
         for trade_id, made in trades.items():
+            if made.late_fill is None:
+                continue
+            orders = [
+                replace(order, status=progress[order.client_order_id]["status"])
+                if order.client_order_id in progress
+                else order
+                for order in book.orders.values()
+                if order.trade_id == trade_id
+            ]
             try:
-                check_not_reopened(trade_id, made, orders[trade_id])
+                check_not_reopened(trade_id, made, orders)
             except ValidationError as exc:
-                assert made.late_fill is not None
                 raise self._batch.at(book.fills[made.late_fill.fill_id], exc) from None
 
     # --- writes -----------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, exists, insert, or_, select, update
 
 from iftb.data.storage.enums import OrderType, PositionStatus, Side, TradeAction
 from iftb.data.storage.ledger_book import (
@@ -125,8 +125,8 @@ class TradeFollower(ScopedRepository):
     ) -> list[tuple[datetime, datetime | None, str]]:
         """(entry, exit, trade id) of the ledger trades (those with orders) of one side of a
         symbol still open at ``since`` or later, but trade ``but``."""
-        ledger_trades = select(OrderModel.trade_id).where(
-            self._in_scope(OrderModel), OrderModel.exchange == exchange, OrderModel.symbol == symbol
+        has_orders = exists().where(  # one probe of ix_orders_*_trade_id per candidate trade
+            self._in_scope(OrderModel), OrderModel.trade_id == TradeModel.trade_id
         )
         statement = select(TradeModel.entry_time, TradeModel.exit_time, TradeModel.trade_id).where(
             self._in_scope(TradeModel),
@@ -134,7 +134,7 @@ class TradeFollower(ScopedRepository):
             TradeModel.symbol == symbol,
             TradeModel.side == side,
             or_(TradeModel.exit_time.is_(None), TradeModel.exit_time >= since),
-            TradeModel.trade_id.in_(ledger_trades),
+            has_orders,
         )
         if but is not None:
             statement = statement.where(TradeModel.trade_id != but)

@@ -3,10 +3,7 @@ duplicates, makes the same ledger, and every trade equals an independent computa
 
 from __future__ import annotations
 
-import asyncio
 import random
-import subprocess
-import sys
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -27,6 +24,7 @@ from iftb.data.storage import (
     ValidationError,
 )
 from tests.ledger_stream import T0, Stream, expected_figures, generate
+from tests.support.racers import race
 
 SMALL = {"symbols": 4, "trades_per_series": 3}
 
@@ -244,17 +242,7 @@ async def test_two_processes_recording_the_same_stream_make_the_ledger_of_one(
     await record(db, stream, shuffled=False)
     alone = await ledger_rows(db)
     await _empty_ledger(db)
-    script = tmp_path / "racer.py"
-    script.write_text(RACER.format(root=str(Path(__file__).parent.parent)))
-    racers = [
-        await asyncio.create_subprocess_exec(
-            sys.executable, str(script), database_url, str(seed), stderr=subprocess.PIPE
-        )
-        for seed in (1, 2)
-    ]
-    for racer in racers:
-        _, stderr = await racer.communicate()
-        assert racer.returncode == 0, stderr.decode()[-2000:]
+    await race(tmp_path, RACER, [database_url, "1"], [database_url, "2"])
     assert await ledger_rows(db) == alone
 
 

@@ -3,10 +3,7 @@ order, with replays; a bad record names its list and row and nothing is written.
 
 from __future__ import annotations
 
-import asyncio
 import random
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
@@ -25,6 +22,7 @@ from iftb.data.storage import (
     ValidationError,
 )
 from tests.ledger_stream import T0, Stream, expected_figures, generate
+from tests.support.racers import race
 from tests.test_ledger import SMALL, _empty_ledger, _fill, _order, ledger_rows, record
 
 FULL = {"symbols": 20, "trades_per_series": 34}
@@ -234,15 +232,5 @@ async def test_two_processes_recording_the_same_history_make_the_ledger_of_one(
     await record_history(db, generate(symbols=6, trades_per_series=4, seed=35))
     alone = await ledger_rows(db)
     await _empty_ledger(db)
-    script = tmp_path / "racer.py"
-    script.write_text(RACER.format(root=str(Path(__file__).parent.parent)))
-    racers = [
-        await asyncio.create_subprocess_exec(
-            sys.executable, str(script), database_url, stderr=subprocess.PIPE
-        )
-        for _ in range(2)
-    ]
-    for racer in racers:
-        _, stderr = await racer.communicate()
-        assert racer.returncode == 0, stderr.decode()[-2000:]
+    await race(tmp_path, RACER, [database_url], [database_url])
     assert await ledger_rows(db) == alone

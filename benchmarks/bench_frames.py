@@ -34,6 +34,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.engine import make_url
@@ -53,6 +54,9 @@ SYMBOL = "BENCH_FRAMEUSDT"
 FRAME_ROWS = 1_000_000
 MEMORY_ROWS = int(os.environ.get("IFTB_BENCH_FRAME_MEMORY_ROWS", "10000000"))
 QUICK_ROWS = 20_000
+MEMORY_START = datetime(2000, 1, 1, tzinfo=UTC)
+"""10M one-minute candles span 19 years: from 2020 they would reach past the partitions' limit
+(eleven years ahead)."""
 _SEED_CHUNK = 500_000
 URL_VARIABLE = "IFTB_BENCH_URL"
 READ = "get_frame, pandas float64"
@@ -92,23 +96,24 @@ async def run(db: Database, sizes: Sizes, out: BackendResults) -> None:
     await _seed(db, rows)
     await _reads(db, sizes, rows, out)
     await _writes(db, sizes, rows, out)
-    await _seed(db, memory_rows)
+    await _seed(db, memory_rows, MEMORY_START)
     out.figures.append(await _memory(db, memory_rows))
     await db.raw.clear_candles()
 
 
 def _driver_rows(db: Database, native: Sequence[NativeRow]) -> list[DriverRow]:
-    """The raw driver's rows with the price type in its place (trade)."""
-    return [(*row[:3], "trade", *row[3:]) for row in db.raw.candle_rows(native)]
+    """The raw driver's rows (trade candles: the price type takes its default)."""
+    return db.raw.candle_rows(native)
 
 
-async def _seed(db: Database, rows: int) -> None:
-    """``rows`` candles of the series, written by the raw driver (untimed)."""
+async def _seed(db: Database, rows: int, start: datetime = T0) -> None:
+    """``rows`` candles of the series from ``start``, written by the raw driver (untimed)."""
     await db.raw.clear_candles()
     if isinstance(db.raw, RawPostgres):  # the raw COPY needs the months' partitions
-        await db.raw.ensure_partitions(T0, T0 + STEP * rows)
+        await db.raw.ensure_partitions(start, start + STEP * rows)
     for first in range(0, rows, _SEED_CHUNK):
-        native = list(native_rows(SYMBOL, first, min(_SEED_CHUNK, rows - first)))
+        count = min(_SEED_CHUNK, rows - first)
+        native = list(native_rows(SYMBOL, first, count, start=start))
         await db.raw.insert(_driver_rows(db, native))
     await refresh_statistics(db)
 
@@ -407,7 +412,9 @@ def probe(rows: int) -> None:
         await manager.connect()
         try:
             async with manager.get_session(read_only=True) as session:  # warm-up: imports
-                await OHLCVRepository(session).get_frame(SYMBOL, TIMEFRAME, T0, T0 + STEP)
+                await OHLCVRepository(session).get_frame(
+                    SYMBOL, TIMEFRAME, MEMORY_START, MEMORY_START + STEP
+                )
             process = psutil.Process()
             baseline = peak = process.memory_info().rss
             done = asyncio.Event()
@@ -422,7 +429,7 @@ def probe(rows: int) -> None:
             began = time.perf_counter()
             async with manager.get_session(read_only=True) as session:
                 frame = await OHLCVRepository(session).get_frame(
-                    SYMBOL, TIMEFRAME, T0, T0 + STEP * (rows - 1)
+                    SYMBOL, TIMEFRAME, MEMORY_START, MEMORY_START + STEP * (rows - 1)
                 )
             seconds = time.perf_counter() - began
             done.set()
@@ -530,9 +537,12 @@ _NOTES = [
     "- **connectorx** and **ADBC** (`adbc-driver-postgresql`, `adbc-driver-sqlite`) were "
     "pip-installed into the venv for this benchmark only; they are not dependencies of iftb. "
     "They read the same float-cast query into Arrow/pandas and get the same index; the "
-    "fastest of them carries the ≥ 0.5× target.",
+    "fastest of them carries the ≥ 0.5× target. On SQLite they run in a child process that "
+    "times itself: each bundles its own copy of SQLite, and a second copy in the process that "
+    "holds the library's connections breaks their WAL locks (the run died of SIGBUS).",
     "- **get_frame** reads the candles as CSV text (PostgreSQL `COPY (query) TO STDOUT`, "
-    "SQLite one `group_concat` per 200k candles) parsed by pyarrow in 8 MB blocks; the floats "
+    "SQLite one `group_concat` per 100k candles, each parsed while SQLite builds the next) "
+    "parsed by pyarrow in 8 MB blocks; the floats "
     "are correctly rounded from the stored decimal text.",
     "- The write ratio is raw time / library time; `upsert_frame`'s target is within 10% of "
     "`upsert_many`'s own ratio in the same run.",

@@ -13,9 +13,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
 from decimal import localcontext
+from functools import lru_cache
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import ColumnElement, Executable, Result, delete, insert, update
+from sqlalchemy import ColumnElement, Executable, Result, alias, delete, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
@@ -133,11 +134,19 @@ class Repository:
         ``where`` names the partial unique index the key belongs to."""
         key_columns = list(key)
         statement = self._insert(model).values(dict(values))
-        updates = {name: statement.excluded[name] for name in values if name not in key_columns}
+        excluded = _excluded(model)
+        updates = {name: excluded.c[name] for name in values if name not in key_columns}
         upsert: Executable = statement.on_conflict_do_update(
             index_elements=key_columns, index_where=where, set_=updates
         ).returning(*model.__table__.columns)
         return upsert
+
+
+@lru_cache(maxsize=64)
+def _excluded(model: type[DeclarativeBase]) -> Any:
+    """The row an upsert proposed (``excluded``, the same name on both backends), built once per
+    table: the dialects build it anew for every statement, a proxy per column."""
+    return alias(model.__table__, name="excluded")
 
 
 def touched(model: type[DeclarativeBase]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ another scope is refused, so user code cannot mix two bots, or paper and live, b
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Executable, and_
@@ -55,9 +56,12 @@ class ScopedRepository(Repository):
         return self._upsert(model, values, ("run_id", *key), run_id.is_not(None))
 
 
+@lru_cache(maxsize=1024)
 def in_scope(model: type[DeclarativeBase], scope: Scope) -> ColumnElement[bool]:
     """The rows of ``model`` in ``scope`` (a run's rows by their run; the others by bot, mode
-    and no run, which the partial indexes of live and paper rows serve)."""
+    and no run, which the partial indexes of live and paper rows serve). Built once per model
+    and scope: SQL expressions are immutable, and every ledger call filters by its scope many
+    times."""
     columns = model.__table__.c
     run = columns.run_id.is_(None) if scope.run_id is None else columns.run_id == scope.run_id
     return and_(columns.bot == scope.bot, columns.mode == scope.mode, run)

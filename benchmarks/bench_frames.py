@@ -33,8 +33,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import make_url
@@ -43,26 +42,26 @@ from benchmarks import standalone
 from benchmarks.candles import STEP, T0, TIMEFRAME, NativeRow, bars, native_rows
 from benchmarks.config import Sizes
 from benchmarks.databases import Database, refresh_statistics
+from benchmarks.frames_memory import memory, probe
+from benchmarks.frames_report import (
+    MEMORY_START,
+    READ,
+    SYMBOL,
+    WRITE,
+    WRITE_MANY,
+    section,
+)
 from benchmarks.raw_driver import DriverRow
 from benchmarks.raw_postgres import RawPostgres
 from benchmarks.results import BackendResults, Figure, ratio_target
-from benchmarks.standalone import TITLES, Module, samples_text
+from benchmarks.standalone import Module
 from benchmarks.timing import Case, Samples, compare
 from iftb.data.storage import OHLCVRepository
 
-SYMBOL = "BENCH_FRAMEUSDT"
 FRAME_ROWS = 1_000_000
 MEMORY_ROWS = int(os.environ.get("IFTB_BENCH_FRAME_MEMORY_ROWS", "10000000"))
 QUICK_ROWS = 20_000
-MEMORY_START = datetime(2000, 1, 1, tzinfo=UTC)
-"""10M one-minute candles span 19 years: from 2020 they would reach past the partitions' limit
-(eleven years ahead)."""
 _SEED_CHUNK = 500_000
-URL_VARIABLE = "IFTB_BENCH_URL"
-READ = "get_frame, pandas float64"
-WRITE = "upsert_frame, pandas float64"
-WRITE_MANY = "upsert_many (records built before the clock)"
-MEMORY = "get_frame peak RSS"
 TARGETS = {"records": 5.0, "read_sql": 1.0, "fastest": 0.5}
 VALUES = ("open", "high", "low", "close", "volume", "quote_volume")
 _SELECT = {  # constant column names; every value is a bound parameter
@@ -97,7 +96,7 @@ async def run(db: Database, sizes: Sizes, out: BackendResults) -> None:
     await _reads(db, sizes, rows, out)
     await _writes(db, sizes, rows, out)
     await _seed(db, memory_rows, MEMORY_START)
-    out.figures.append(await _memory(db, memory_rows))
+    out.figures.append(await memory(db, memory_rows))
     await db.raw.clear_candles()
 
 
@@ -370,186 +369,6 @@ async def _writes(db: Database, sizes: Sizes, rows: int, out: BackendResults) ->
         )
     )
     await empty()
-
-
-# --- memory: a fresh process per read --------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Probe:
-    rows: int
-    seconds: float
-    baseline_rss: int
-    peak_rss: int
-    frame_bytes: int
-
-
-async def _memory(db: Database, rows: int) -> Figure:
-    environment = dict(os.environ, **{URL_VARIABLE: db.url})
-    command = [sys.executable, "-m", "benchmarks.bench_frames", "probe", str(rows)]
-    done = await asyncio.to_thread(
-        subprocess.run, command, env=environment, capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        error = done.stderr.strip().splitlines()[-1:] or ["no output"]
-        return Figure(MEMORY, rows, Samples((0.0,)), None, note=f"the read failed: {error[0]}")
-    probe = Probe(**json.loads(done.stdout.strip().splitlines()[-1]))
-    if probe.rows != rows:
-        raise RuntimeError(f"frames: the memory probe read {probe.rows} of {rows}")
-    growth = probe.peak_rss - probe.baseline_rss
-    note = (
-        f"peak RSS growth {growth / 2**20:,.0f} MiB for a frame of {probe.frame_bytes / 2**20:,.0f}"
-        f" MiB: {growth / probe.frame_bytes:.2f}× the frame's own size ({probe.seconds:.1f} s)"
-    )
-    return Figure(MEMORY, rows, Samples((probe.seconds,)), None, note=note)
-
-
-def probe(rows: int) -> None:
-    """Child process: read ``rows`` candles once, print time, RSS and the frame's size."""
-    import psutil  # type: ignore[import-untyped]
-
-    from iftb.data.storage import DatabaseManager
-
-    async def read() -> dict[str, int | float]:
-        manager = DatabaseManager(os.environ[URL_VARIABLE])
-        await manager.connect()
-        try:
-            async with manager.get_session(read_only=True) as session:  # warm-up: imports
-                await OHLCVRepository(session).get_frame(
-                    SYMBOL, TIMEFRAME, MEMORY_START, MEMORY_START + STEP
-                )
-            process = psutil.Process()
-            baseline = peak = process.memory_info().rss
-            done = asyncio.Event()
-
-            async def sample() -> None:
-                nonlocal peak
-                while not done.is_set():
-                    peak = max(peak, process.memory_info().rss)
-                    await asyncio.sleep(0.005)
-
-            sampler = asyncio.create_task(sample())
-            began = time.perf_counter()
-            async with manager.get_session(read_only=True) as session:
-                frame = await OHLCVRepository(session).get_frame(
-                    SYMBOL, TIMEFRAME, MEMORY_START, MEMORY_START + STEP * (rows - 1)
-                )
-            seconds = time.perf_counter() - began
-            done.set()
-            await sampler
-            peak = max(peak, process.memory_info().rss, _maxrss())
-            size = int(frame.memory_usage(index=True, deep=True).sum())
-            return {
-                "rows": len(frame),
-                "seconds": seconds,
-                "baseline_rss": baseline,
-                "peak_rss": peak,
-                "frame_bytes": size,
-            }
-        finally:
-            await manager.disconnect()
-
-    print(json.dumps(asyncio.run(read())))
-
-
-def _maxrss() -> int:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-# --- the "DataFrames" section of docs/performance.md ------------------------------------------
-
-
-def section(results: Sequence[BackendResults], provenance: str) -> list[str]:
-    lines = ["## DataFrames", "", provenance, ""]
-    measured = [result for result in results if not result.skipped]
-    lines += [
-        "**Reads**: `OHLCVRepository.get_frame` of one series into a pandas DataFrame of float64 "
-        "columns indexed by aware UTC open time, against other ways to the same frame (ratio = "
-        "their time / get_frame's: above 1, get_frame is faster). Seconds are the median "
-        "[fastest – slowest] of the repetitions, every side taking turns.",
-        "",
-        "| Backend | Candles | get_frame s | Against | Their s | Ratio | Target | Met? |",
-        "|---|--:|--:|---|--:|--:|---|---|",
-    ]
-    for result in measured:
-        for figure in result.figures:
-            if figure.operation != READ or figure.baseline is None:
-                continue
-            lines.append(_row(result.backend, figure))
-    lines += [
-        "",
-        "**Writes**: `upsert_frame` of a float64 frame and `upsert_many` of the same candles "
-        "(records built before the clock) against the raw driver's bulk write, every repetition "
-        "into an empty table.",
-        "",
-        "| Backend | Candles | Library call | Library s | Raw s | Ratio | Target | Met? |",
-        "|---|--:|---|--:|--:|--:|---|---|",
-    ]
-    for result in measured:
-        for figure in result.figures:
-            if figure.operation in (WRITE, WRITE_MANY) and figure.baseline is not None:
-                lines.append(_row(result.backend, figure, call=True))
-    lines += ["", "**Memory** (a fresh process per read, RSS sampled every 5 ms):", ""]
-    for result in measured:
-        for figure in result.figures:
-            if figure.operation == MEMORY:
-                lines.append(f"- {TITLES[result.backend]}, {figure.rows:,} candles: {figure.note}")
-    for result in results:
-        if result.skipped:
-            lines.append(f"\n{TITLES[result.backend]} was skipped: {result.skipped}.")
-    checks = [
-        f"- {TITLES[result.backend]}: {check}"
-        for result in measured
-        for check in result.checks
-        if check.startswith("frames:")
-    ]
-    lines += ["", *_NOTES, ""]
-    if checks:
-        lines += ["Sanity checks (outside the timers):", "", *checks, ""]
-    return lines
-
-
-def _row(backend: str, figure: Figure, *, call: bool = False) -> str:
-    assert figure.baseline is not None
-    met, text = "—", "—"
-    if figure.target is not None:
-        met = {True: "**yes**", False: "**NO**", None: "n/a"}[figure.target.met]
-        text = figure.target.text
-    middle = (
-        f"{figure.operation} | {samples_text(figure.library)} | {samples_text(figure.baseline)}"
-        if call
-        else f"{samples_text(figure.library)} | {figure.baseline_name} | "
-        f"{samples_text(figure.baseline)}"
-    )
-    return (
-        f"| {TITLES[backend]} | {figure.rows:,} | {middle} | {figure.ratio or 0:.2f}× | "
-        f"{text} | {met} |"
-    )
-
-
-_NOTES = [
-    "- **records**: `get_range`, then `pd.DataFrame.from_records` of the records' values, the "
-    "Decimals made float64 and trades_count a nullable Int64: the route a user had before "
-    "get_frame.",
-    "- **read_sql**: `pandas.read_sql` of the same query with the values cast to float in SQL "
-    "(`::float8` on PostgreSQL through a sync psycopg 3 connection; `CAST(... AS REAL)` through "
-    "the stdlib sqlite3 on SQLite), then the same index (SQLite's timestamps are text: parsed "
-    "with `pd.to_datetime(utc=True)`).",
-    "- **connectorx** and **ADBC** (`adbc-driver-postgresql`, `adbc-driver-sqlite`) were "
-    "pip-installed into the venv for this benchmark only; they are not dependencies of iftb. "
-    "They read the same float-cast query into Arrow/pandas and get the same index; the "
-    "fastest of them carries the ≥ 0.5× target. On SQLite they run in a child process that "
-    "times itself: each bundles its own copy of SQLite, and a second copy in the process that "
-    "holds the library's connections breaks their WAL locks (the run died of SIGBUS).",
-    "- **get_frame** reads the candles as CSV text (PostgreSQL `COPY (query) TO STDOUT`, "
-    "SQLite one `group_concat` per 100k candles, each parsed while SQLite builds the next) "
-    "parsed by pyarrow in 8 MB blocks; the floats "
-    "are correctly rounded from the stored decimal text.",
-    "- The write ratio is raw time / library time; `upsert_frame`'s target is within 10% of "
-    "`upsert_many`'s own ratio in the same run.",
-]
 
 
 MODULE = Module(

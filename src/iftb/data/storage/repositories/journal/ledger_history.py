@@ -202,6 +202,12 @@ class _Plan:
         self._new_fills: list[Fill] = []
         self._new_funding: list[FundingPayment] = []
         self._merge()
+        self._first: dict[str, Order] = {}
+        """An order of each trade, stored or new (all of a trade's orders agree on its
+        exchange, symbol and side once ``_check_trades`` has passed)."""
+        for book in self._books.values():
+            for order in book.orders.values():
+                self._first.setdefault(order.trade_id, order)
 
     def _merge(self) -> None:
         for order in self._stored.orders:
@@ -253,13 +259,9 @@ class _Plan:
     def _check_trades(self) -> None:
         """Every order of a trade on one exchange, symbol and position side; no fill for an
         order of another symbol."""
-        first: dict[str, Order] = {}
-        for book in self._books.values():
-            for order in book.orders.values():
-                first.setdefault(order.trade_id, order)
         for order in self._new_orders:
             try:
-                check_same_trade(order, first[order.trade_id])
+                check_same_trade(order, self._first[order.trade_id])
             except ValidationError as exc:
                 raise self._batch.at(order, exc) from None
         orders = {
@@ -374,10 +376,9 @@ class _Plan:
         """New trades in bulk, changed ones by id; how many were written."""
         stored = {row["trade_id"]: row for row in self._stored.trades}
         rows, changes = [], []
-        for series, trades in figures.items():
-            first = self._first_orders(series)
+        for trades in figures.values():
             for trade_id, made in trades.items():
-                values = trade_values(first[trade_id], made)
+                values = trade_values(self._first[trade_id], made)
                 row = stored.get(trade_id)
                 if row is None:
                     rows.append(values | {"trade_id": trade_id} | self._scope)
@@ -400,7 +401,7 @@ class _Plan:
         rows: list[dict[str, Any]] = []
         changes: list[dict[str, Any]] = []
         for series, trades in figures.items():
-            first = self._first_orders(series)
+            first = self._first
             for side in {first[trade_id].position_side for trade_id in trades}:
                 mine = {t: made for t, made in trades.items() if first[t].position_side == side}
                 found = stored[(*series, side)]
@@ -438,14 +439,6 @@ class _Plan:
             await self._insert(PositionModel, tuple(rows[0]), [tuple(r.values()) for r in rows])
 
     # --- helpers ----------------------------------------------------------------------------
-
-    def _first_orders(self, series: Series) -> dict[str, Order]:
-        """An order of each trade of ``series`` (all of a trade's orders agree on its series
-        and side, ``_check_trades``)."""
-        first: dict[str, Order] = {}
-        for order in self._books[series].orders.values():
-            first.setdefault(order.trade_id, order)
-        return first
 
     @staticmethod
     def _of(

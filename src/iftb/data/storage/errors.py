@@ -80,9 +80,12 @@ class ValidationError(StorageError, ValueError):
         prefix = f"row {index}: " if index is not None else ""
         super().__init__(prefix + message)
 
-    def at_index(self, index: int) -> ValidationError:
-        """The same error, located at position ``index`` of a batch."""
+    def at_index(self, index: int, batch: str | None = None) -> ValidationError:
+        """The same error, located at position ``index`` of a batch (of the list ``batch``,
+        when a call takes several: ``fills row 3: ...``)."""
         located = ValidationError(str(self), field=self.field, index=index)
+        if batch is not None:
+            located.args = (f"{batch} {located}",)
         located.__cause__ = self.__cause__
         return located
 

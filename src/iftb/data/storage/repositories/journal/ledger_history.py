@@ -87,13 +87,7 @@ class _Batch:
     def at(self, record: object, error: ValidationError) -> ValidationError:
         """``error`` located at ``record``'s list and row, when it came in this batch."""
         where = self.rows.get(id(record))
-        return error if where is None else _located(error, *where)
-
-
-def _located(error: ValidationError, kind: str, index: int) -> ValidationError:
-    located = ValidationError(f"{kind} row {index}: {error}", field=error.field)
-    located.index = index
-    return located
+        return error if where is None else error.at_index(where[1], batch=where[0])
 
 
 class HistoryWriter(ScopedRepository):
@@ -145,7 +139,7 @@ class HistoryWriter(ScopedRepository):
                 record.validate()
                 claimed(record, self.scope, {})
             except ValidationError as exc:
-                raise _located(exc, kind, index) from exc.__cause__
+                raise exc.at_index(index, batch=kind) from exc.__cause__
             yield record
 
     def of_series(self, model: Any) -> ColumnElement[bool]:

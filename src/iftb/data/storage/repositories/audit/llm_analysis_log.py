@@ -7,8 +7,8 @@ backends with window functions (no interpolation, which SQLite lacks).
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
@@ -20,7 +20,7 @@ from iftb.data.storage.models import LLMAnalysisLogModel
 from iftb.data.storage.records import LLMAnalysisLog, LLMUsage
 from iftb.data.storage.repositories.base import all_records, checked_limit
 from iftb.data.storage.repositories.journal.scoped import ScopedRepository
-from iftb.data.storage.sql_functions import dec_sum
+from iftb.data.storage.sql_functions import dec_sum, epoch_seconds
 from iftb.data.storage.validation import choice_rule, days_ago
 from iftb.utils.redaction import redact
 
@@ -30,6 +30,19 @@ _GROUPS = {
     "analysis_type": LLMAnalysisLogModel.analysis_type,
 }
 _status = choice_rule("status", LLMCallStatus)
+_DAY_SECONDS = 86_400
+_EPOCH = date(1970, 1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class LLMDailyUsage:
+    """LLM calls of one model on one UTC day: how many, their tokens and their exact cost."""
+
+    day: date
+    model: str | None
+    calls: int
+    total_tokens: int
+    estimated_cost: Decimal
 
 
 class LLMAnalysisLogRepository(ScopedRepository):
@@ -93,6 +106,42 @@ class LLMAnalysisLogRepository(ScopedRepository):
                 p95_latency_ms=p95.get(name),
             )
             for name, row in totals.items()
+        ]
+
+    async def get_daily_usage(self, days: int = 30) -> list[LLMDailyUsage]:
+        """Per UTC day and model over the last ``days`` days, oldest first: calls, tokens and
+        exact total cost, summed in SQL (what a spend chart draws)."""
+        log = LLMAnalysisLogModel
+        calls = (
+            select(
+                (epoch_seconds(log.created_at) // _DAY_SECONDS).label("day"),
+                log.model_name.label("model"),
+                log.total_tokens,
+                log.estimated_cost,
+            )
+            .where(self._in_scope(log), log.created_at >= days_ago(days))
+            .subquery("calls")
+        )
+        statement = (
+            select(
+                calls.c.day,
+                calls.c.model,
+                func.count().label("calls"),
+                func.sum(calls.c.total_tokens).label("tokens"),
+                dec_sum(calls.c.estimated_cost).label("cost"),
+            )
+            .group_by(calls.c.day, calls.c.model)
+            .order_by(calls.c.day, calls.c.model)
+        )
+        return [
+            LLMDailyUsage(
+                day=_EPOCH + timedelta(days=int(row.day)),
+                model=row.model,
+                calls=row.calls,
+                total_tokens=row.tokens or 0,
+                estimated_cost=row.cost or Decimal(0),
+            )
+            for row in await self._execute(statement)
         ]
 
     async def purge(self, older_than: datetime) -> int:

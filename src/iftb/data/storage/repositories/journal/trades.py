@@ -9,11 +9,12 @@ and exit) and funding what it received (positive) or paid while open.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from iftb.data.storage.enums import Side, TradeAction
 from iftb.data.storage.errors import ConflictError, NotFoundError, ValidationError
@@ -30,14 +31,30 @@ from iftb.data.storage.repositories.base import (
 from iftb.data.storage.repositories.journal.scoped import ScopedRepository
 from iftb.data.storage.repositories.journal.trade_statistics import trade_statistics
 from iftb.data.storage.scopes import SCOPE_COLUMNS
-from iftb.data.storage.validation import checked_id, days_ago, to_decimal
+from iftb.data.storage.validation import (
+    BIGINT_MAX,
+    aware_utc,
+    checked_id,
+    days_ago,
+    integer_rule,
+    to_decimal,
+)
 from iftb.utils import get_logger
 
 _UPDATABLE = frozenset(TradeModel.__table__.columns.keys()) - GENERATED_COLUMNS - set(SCOPE_COLUMNS)
 _CLOSING = ("action", "exit_price", "exit_time", "fee", "realized_pnl", "realized_pnl_pct")
 _IS_OPEN = TradeModel.action == TradeAction.OPEN.value
 _PERCENT = Decimal("1e-4")
+_offset = integer_rule("offset", 0, BIGINT_MAX)
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TradePage:
+    """One page of a listing of trades, and how many trades the whole listing holds."""
+
+    trades: list[Trade]
+    total: int
 
 
 class TradeRepository(ScopedRepository):
@@ -102,6 +119,39 @@ class TradeRepository(ScopedRepository):
             .limit(checked_limit(limit))
         )
         return all_records(Trade, await self._execute(statement))
+
+    async def get_page(
+        self,
+        *,
+        symbol: str | None = None,
+        exchange: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> TradePage:
+        """The trades entered in ``[start, end)`` (unbounded where None), of one symbol and
+        exchange where given, newest first: ``limit`` of them after skipping ``offset``, and
+        how many match in all (what a paged list shows)."""
+        matching = self._in_scope(TradeModel)
+        if symbol is not None:
+            matching &= TradeModel.symbol == symbol
+        if exchange is not None:
+            matching &= TradeModel.exchange == exchange
+        if start is not None:
+            matching &= TradeModel.entry_time >= aware_utc("start", start)
+        if end is not None:
+            matching &= TradeModel.entry_time < aware_utc("end", end)
+        page = (
+            select(*TradeModel.__table__.columns)
+            .where(matching)
+            .order_by(TradeModel.entry_time.desc(), TradeModel.id.desc())
+            .limit(checked_limit(limit))
+            .offset(_offset(offset))
+        )
+        trades = all_records(Trade, await self._execute(page))
+        total = (await self._execute(select(func.count()).where(matching))).scalar_one()
+        return TradePage(trades, int(total))
 
     async def close_trade(
         self,

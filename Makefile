@@ -8,7 +8,7 @@ PYTHON ?= python3
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,parquet,frames]'
+	$(BIN)/pip install --quiet -e '.[dev,parquet,frames,web]'
 	touch $@
 
 ## demo: set up, then run the main job on the embedded SQLite default

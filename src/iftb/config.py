@@ -119,6 +119,15 @@ class LogSettings(BaseSettings):
     format: Literal["console", "json"] = "console"
 
 
+class WebSettings(BaseSettings):
+    """The dashboard's settings (``IFTB_WEB_TOKEN``): without a token, ``iftb-db serve``
+    generates one at start."""
+
+    model_config = SettingsConfigDict(**_ENV, env_prefix="IFTB_WEB_")
+
+    token: SecretStr | None = Field(default=None, min_length=16)
+
+
 class Settings(BaseSettings):
     """All settings of the storage layer."""
 
@@ -126,6 +135,7 @@ class Settings(BaseSettings):
 
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
 
 def _parse_url(raw: str) -> URL:
@@ -150,7 +160,7 @@ def to_async_url(raw: str | URL) -> URL:
     return url.set(drivername=driver)
 
 
-_PREFIXES = {DatabaseSettings: "DB_", LogSettings: "LOG_"}
+_PREFIXES = {DatabaseSettings: "DB_", LogSettings: "LOG_", WebSettings: "IFTB_WEB_"}
 
 
 def _load(kind: type[BaseSettings]) -> BaseSettings:
@@ -172,8 +182,10 @@ def get_settings() -> Settings:
     """The process-wide settings, read once (call ``get_settings.cache_clear()`` to re-read)."""
     database = _load(DatabaseSettings)
     log = _load(LogSettings)
+    web = _load(WebSettings)
     assert isinstance(database, DatabaseSettings)
     assert isinstance(log, LogSettings)
-    settings = Settings(database=database, log=log)
+    assert isinstance(web, WebSettings)
+    settings = Settings(database=database, log=log, web=web)
     settings.database.url_object()  # fail now, naming DATABASE_URL, on an unusable URL
     return settings

@@ -55,7 +55,11 @@ from iftb.data.storage.ledger_records import (
 )
 from iftb.data.storage.log_bridge import DatabaseLogHandler
 from iftb.data.storage.manager import DatabaseManager
-from iftb.data.storage.market_models import FundingRateModel
+from iftb.data.storage.market_models import (
+    CandleGapModel,
+    CandleSeriesModel,
+    FundingRateModel,
+)
 from iftb.data.storage.market_records import FundingRate
 from iftb.data.storage.models import (
     BacktestRunModel,
@@ -78,6 +82,7 @@ from iftb.data.storage.records import (
     Position,
     ResampledBar,
     SeriesCoverage,
+    SeriesInventory,
     SystemEvent,
     Trade,
 )
@@ -109,6 +114,8 @@ __all__ = [
     "Base",
     "BotStateModel",
     "BotStateRepository",
+    "CandleGapModel",
+    "CandleSeriesModel",
     "ClusterError",
     "ConflictError",
     "DailyPerformance",
@@ -171,6 +178,7 @@ __all__ = [
     "ScopeSummary",
     "ScopedDatabase",
     "SeriesCoverage",
+    "SeriesInventory",
     "Severity",
     "Side",
     "StorageError",

@@ -129,6 +129,13 @@ class SeriesCoverage:
 
 
 @dataclass(frozen=True, slots=True)
+class SeriesInventory(SeriesCoverage):
+    """A series of the candle catalog: its coverage and how many runs of candles it misses."""
+
+    gaps: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class OHLCVBar(ValidatedRecord):
     """One candle. ``timestamp`` is its open time, on the timeframe's boundary, in UTC."""
 

@@ -1,29 +1,30 @@
-"""Gaps, coverage and resampling of stored candles: computed in SQL, so only their few result
-rows reach Python."""
+"""Gaps, coverage and the inventory of stored candles, read from the catalog that every candle
+write keeps exact (``catalog_upkeep``), so they cost O(series) or O(gaps), never O(candles); and
+resampling, computed in SQL so only the built candles reach Python."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import select
 
 from iftb.data.storage.enums import PriceType
 from iftb.data.storage.errors import ValidationError
-from iftb.data.storage.models import OHLCVModel
-from iftb.data.storage.records import Gap, OHLCVBar, ResampledBar, SeriesCoverage
-from iftb.data.storage.repositories.base import Repository
+from iftb.data.storage.market_models import CandleGapModel, CandleSeriesModel
+from iftb.data.storage.records import Gap, OHLCVBar, ResampledBar, SeriesCoverage, SeriesInventory
+from iftb.data.storage.repositories.market.candle_scans import CandleScans
 from iftb.data.storage.repositories.market.candle_sql import (
     PRICE_TYPE,
-    gap_rows,
+    SeriesKey,
     range_condition,
     resample_rows,
-    series_condition,
 )
+from iftb.data.storage.repositories.market.catalog_upkeep import candle_gap
 from iftb.data.storage.timeframes import Timeframe, parse_timeframe
 from iftb.data.storage.validation import aware_utc
 
 
-class CandleAnalysis(Repository):
+class CandleAnalysis(CandleScans):
     """What is stored of the candle series, and larger candles built from smaller ones."""
 
     async def get_gaps(
@@ -37,30 +38,43 @@ class CandleAnalysis(Repository):
         price_type: str = PriceType.TRADE,
     ) -> list[Gap]:
         """Runs of missing candles between the first and last stored candle, or within
-        ``[start, end]`` when given — then missing candles at the window's edges count too."""
+        ``[start, end]`` when given — then missing candles at the window's edges count too.
+        Read from the catalog: O(gaps returned), whatever the series' length."""
         tf = parse_timeframe(timeframe)
         lower = tf.ceil(aware_utc("start", start)) if start is not None else None
         upper = tf.floor(aware_utc("end", end)) if end is not None else None
-        window = _window(lower, upper)
-        series = series_condition(symbol, timeframe, exchange, price_type)
-        stored = (await self._execute(gap_rows(tf, series, window))).all()
-        if not stored:
-            if lower is None or upper is None or lower > upper:
-                return []
-            return [_gap(tf, lower, upper)]
-        gaps = []
-        if lower is not None:  # candles missing between the window's start and the first one
-            first = select(func.min(OHLCVModel.timestamp)).where(
-                series, OHLCVModel.timestamp >= lower
+        key = SeriesKey.named(symbol, timeframe, exchange, price_type)
+        stored = (
+            await self._execute(
+                select(CandleSeriesModel.first_open, CandleSeriesModel.last_open).where(
+                    key.of(CandleSeriesModel)
+                )
             )
-            first_stored = (await self._execute(first)).scalar_one()
-            if first_stored > lower:
-                gaps.append(_gap(tf, lower, tf.shift(first_stored, -1)))
-        for row in stored:
-            if row.next_ts is not None:
-                gaps.append(_gap(tf, tf.shift(row.ts, 1), tf.shift(row.next_ts, -1)))
-            elif upper is not None and row.ts < upper:
-                gaps.append(_gap(tf, tf.shift(row.ts, 1), upper))
+        ).first()
+        span = None if stored is None else (stored.first_open, stored.last_open)
+        if lower is not None and upper is not None and lower > upper:
+            return []
+        if span is None or not await self._stores_within(key, span, lower, upper):
+            if lower is None or upper is None:
+                return []
+            return [candle_gap(tf, lower, upper)]
+        first, last = span
+        gaps = []
+        if lower is not None and lower < first:
+            gaps.append(candle_gap(tf, lower, tf.shift(first, -1)))
+        runs = select(CandleGapModel.first_missing, CandleGapModel.last_missing).where(
+            key.of(CandleGapModel)
+        )
+        if lower is not None:
+            runs = runs.where(CandleGapModel.last_missing >= lower)
+        if upper is not None:
+            runs = runs.where(CandleGapModel.first_missing <= upper)
+        for run in await self._execute(runs.order_by(CandleGapModel.first_missing)):
+            run_from = run.first_missing if lower is None else max(run.first_missing, lower)
+            run_to = run.last_missing if upper is None else min(run.last_missing, upper)
+            gaps.append(candle_gap(tf, run_from, run_to))
+        if upper is not None and upper > last:
+            gaps.append(candle_gap(tf, tf.shift(last, 1), upper))
         return gaps
 
     async def get_coverage(
@@ -72,41 +86,81 @@ class CandleAnalysis(Repository):
         price_type: str | None = None,
     ) -> list[SeriesCoverage]:
         """Per stored series: first and last candle, count, expected count (and so missing).
-        Every price type unless ``price_type`` is given."""
-        series = (
-            OHLCVModel.symbol,
-            OHLCVModel.exchange,
-            OHLCVModel.timeframe,
-            OHLCVModel.price_type,
-        )
-        statement = (
-            select(
-                *series,
-                func.min(OHLCVModel.timestamp).label("first"),
-                func.max(OHLCVModel.timestamp).label("last"),
-                func.count().label("stored"),
-            )
-            .group_by(*series)
-            .order_by(*series)
-        )
-        kind = None if price_type is None else PRICE_TYPE(price_type).value
-        for column, value in zip(series, (symbol, exchange, timeframe, kind), strict=True):
-            if value is not None:
-                statement = statement.where(column == value)
-        rows = await self._execute(statement)
+        Every price type unless ``price_type`` is given. Read from the catalog: O(series)."""
         return [
             SeriesCoverage(
+                symbol=entry.symbol,
+                exchange=entry.exchange,
+                timeframe=entry.timeframe,
+                first=entry.first,
+                last=entry.last,
+                count=entry.count,
+                expected=entry.expected,
+                price_type=entry.price_type,
+            )
+            for entry in await self.get_inventory(
+                symbol, timeframe, exchange, price_type=price_type
+            )
+        ]
+
+    async def get_inventory(
+        self,
+        symbol: str | None = None,
+        timeframe: str | None = None,
+        exchange: str | None = None,
+        *,
+        price_type: str | None = None,
+    ) -> list[SeriesInventory]:
+        """Every stored series (or those matching the filters) with its span, candle count,
+        missing count and number of gaps, in key order: one read of the catalog."""
+        series = CandleSeriesModel
+        statement = select(*series.__table__.columns).order_by(
+            series.symbol, series.exchange, series.timeframe, series.price_type
+        )
+        code = None if timeframe is None else parse_timeframe(timeframe).code
+        kind = None if price_type is None else PRICE_TYPE(price_type).value
+        for column, value in zip(
+            (series.symbol, series.exchange, series.timeframe, series.price_type),
+            (symbol, exchange, code, kind),
+            strict=True,
+        ):
+            if value is not None:
+                statement = statement.where(column == value)
+        return [
+            SeriesInventory(
                 symbol=row.symbol,
                 exchange=row.exchange,
                 timeframe=row.timeframe,
-                first=row.first,
-                last=row.last,
-                count=row.stored,
-                expected=parse_timeframe(row.timeframe).count_between(row.first, row.last),
+                first=row.first_open,
+                last=row.last_open,
+                count=row.candle_count,
+                expected=row.candle_count + row.missing_count,
                 price_type=row.price_type,
+                gaps=row.gap_count,
             )
-            for row in rows
+            for row in await self._execute(statement)
         ]
+
+    async def _stores_within(
+        self,
+        key: SeriesKey,
+        span: tuple[datetime, datetime],
+        lower: datetime | None,
+        upper: datetime | None,
+    ) -> bool:
+        """Whether the series stores a candle inside the window: it overlaps the series' span
+        and is not wholly inside one of its gaps."""
+        first, last = span
+        if (upper is not None and upper < first) or (lower is not None and lower > last):
+            return False
+        if lower is None or upper is None:
+            return True
+        inside_a_gap = select(CandleGapModel.first_missing).where(
+            key.of(CandleGapModel),
+            CandleGapModel.first_missing <= lower,
+            CandleGapModel.last_missing >= upper,
+        )
+        return (await self._execute(inside_a_gap)).first() is None
 
     async def resample(
         self,
@@ -149,19 +203,6 @@ class CandleAnalysis(Repository):
             _check_storable(bar)
             resampled.append(ResampledBar(bar, row["source_count"], expected))
         return resampled
-
-
-def _window(lower: datetime | None, upper: datetime | None) -> ColumnElement[bool] | None:
-    conditions = []
-    if lower is not None:
-        conditions.append(OHLCVModel.timestamp >= lower)
-    if upper is not None:
-        conditions.append(OHLCVModel.timestamp <= upper)
-    return and_(*conditions) if conditions else None
-
-
-def _gap(tf: Timeframe, first: datetime, last: datetime) -> Gap:
-    return Gap(start=first, end=last, missing=tf.count_between(first, last))
 
 
 def _check_storable(bar: OHLCVBar) -> None:

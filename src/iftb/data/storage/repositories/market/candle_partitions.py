@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from iftb.data.storage.errors import ClusterError
+from iftb.data.storage.repositories.market.candle_sql import SeriesKey
 
 _ENSURE = text("SELECT iftb_ensure_ohlcv_partitions(:days)").bindparams(
     bindparam("days", type_=ARRAY(DateTime(timezone=True)))
@@ -45,6 +46,7 @@ _DELETE = text(
     "SELECT public.iftb_delete_ohlcv(:rows_from, :rows_to, :partitions_to,"
     " :symbol, :exchange, :timeframe, :price_type)"
 )
+_SERIES_KEY = ("symbol", "exchange", "timeframe", "price_type")
 _LIST = text(
     "SELECT p.name::text AS name, p.lower_bound, p.upper_bound, c.reltuples::bigint AS rows "
     "FROM iftb_ohlcv_partitions() p JOIN pg_class c ON c.oid = p.name"
@@ -103,7 +105,7 @@ async def delete_candles(
     connection: AsyncConnection,
     rows: tuple[datetime, datetime],
     partitions_to: datetime,
-    series: tuple[str, str, str, str] | None = None,
+    series: SeriesKey | None = None,
 ) -> int:
     """Delete the candles opening in ``rows`` (inclusive), dropping the partitions wholly inside
     ``[rows[0], partitions_to]`` instead — with ``series`` (symbol, exchange, timeframe, price
@@ -113,17 +115,13 @@ async def delete_candles(
     One SECURITY DEFINER call (migrations 0005, 0008): one role drops and deletes (Citus
     requires it).
     """
-    symbol, exchange, timeframe, price_type = series or (None, None, None, None)
     result = await connection.execute(
         _DELETE,
         {
             "rows_from": rows[0],
             "rows_to": rows[1],
             "partitions_to": partitions_to,
-            "symbol": symbol,
-            "exchange": exchange,
-            "timeframe": timeframe,
-            "price_type": price_type,
+            **{name: getattr(series, name, None) for name in _SERIES_KEY},
         },
     )
     return int(result.scalar_one())

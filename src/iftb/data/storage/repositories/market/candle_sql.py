@@ -9,12 +9,14 @@ by a fixed duration.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 
 from iftb.data.storage.enums import PriceType
+from iftb.data.storage.market_models import SeriesKeyColumns
 from iftb.data.storage.models import OHLCVModel
 from iftb.data.storage.sql_functions import (
     apart_more_than,
@@ -104,6 +106,35 @@ def resample_rows(source: Timeframe, target: Timeframe, window: ColumnElement[bo
         .group_by(row.bucket)
         .order_by(row.bucket)
     )
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class SeriesKey:
+    """One candle series: (symbol, exchange, timeframe code, price type value)."""
+
+    symbol: str
+    exchange: str
+    timeframe: str
+    price_type: str
+
+    @classmethod
+    def named(cls, symbol: str, timeframe: str, exchange: str, price_type: str) -> SeriesKey:
+        """The series as the repository's methods name it (a timeframe or price type by name
+        is checked: a ValidationError names the field)."""
+        return cls(symbol, exchange, parse_timeframe(timeframe).code, PRICE_TYPE(price_type).value)
+
+    def of(self, model: type[SeriesKeyColumns] | type[OHLCVModel]) -> ColumnElement[bool]:
+        """The rows of this series in ``model``'s table."""
+        return and_(
+            model.symbol == self.symbol,
+            model.exchange == self.exchange,
+            model.timeframe == self.timeframe,
+            model.price_type == self.price_type,
+        )
+
+    @property
+    def lock_name(self) -> str:
+        return f"iftb-candles:{self.symbol}:{self.exchange}:{self.timeframe}:{self.price_type}"
 
 
 PRICE_TYPE = choice_rule("price_type", PriceType)

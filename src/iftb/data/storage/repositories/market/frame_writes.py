@@ -48,8 +48,9 @@ from iftb.data.storage.repositories.market.candle_io import (
     candle_writer,
 )
 from iftb.data.storage.repositories.market.candle_partitions import ensure_partitions_for
-from iftb.data.storage.repositories.market.candle_sql import PRICE_TYPE
-from iftb.data.storage.timeframes import parse_timeframe
+from iftb.data.storage.repositories.market.candle_sql import PRICE_TYPE, SeriesKey
+from iftb.data.storage.repositories.market.catalog_upkeep import Span, spans_of
+from iftb.data.storage.timeframes import EPOCH, parse_timeframe
 from iftb.data.storage.validation import LATEST, candle_opened_rule
 
 REQUIRED = ("open", "high", "low", "close", "volume")
@@ -82,14 +83,6 @@ _PG_MERGE = (
 )
 
 
-@dataclass(frozen=True)
-class _Key:
-    symbol: str
-    exchange: str
-    timeframe: str
-    price_type: str
-
-
 @dataclass
 class _Columns:
     """The frame's open times (int64 µs since the epoch, UTC) and value columns: float64
@@ -102,8 +95,18 @@ class _Columns:
 class FrameBatch:
     """A checked frame, ready to write in the caller's unit of work."""
 
-    def __init__(self, key: _Key, stamps: Any, arrays: dict[str, Any] | None, bars: list[OHLCVBar]):
+    def __init__(
+        self, key: SeriesKey, stamps: Any, arrays: dict[str, Any] | None, bars: list[OHLCVBar]
+    ):
         self._key, self._stamps, self._arrays, self._bars = key, stamps, arrays, bars
+
+    def spans(self) -> dict[SeriesKey, Span]:
+        """The span of open times the frame writes (its times are sorted)."""
+        if self._arrays is None:
+            return spans_of(self._bars)
+        if len(self._stamps) == 0:
+            return {}
+        return {self._key: (_moment(self._stamps[0]), _moment(self._stamps[-1]))}
 
     async def write(self, connection: AsyncConnection, dialect: str) -> int:
         """Write every candle; returns how many."""
@@ -164,7 +167,7 @@ def frame_batch(
 ) -> FrameBatch:
     """Check ``frame`` whole (see the module docstring); nothing is sent yet."""
     np = require("numpy")
-    key = _Key(symbol, exchange, parse_timeframe(timeframe).code, PRICE_TYPE(price_type).value)
+    key = SeriesKey(symbol, exchange, parse_timeframe(timeframe).code, PRICE_TYPE(price_type).value)
     columns = _columns(frame)
     stamps = columns.stamps
     _check_order(np, stamps, key)
@@ -274,7 +277,7 @@ def _polars_columns(frame: Any) -> _Columns:
     return _Columns(stamps, values)
 
 
-def _check_order(np: Any, stamps: Any, key: _Key) -> None:
+def _check_order(np: Any, stamps: Any, key: SeriesKey) -> None:
     """Open times strictly increasing: the first step back or repeat is the error."""
     if len(stamps) < 2:
         return
@@ -299,15 +302,19 @@ def _check_order(np: Any, stamps: Any, key: _Key) -> None:
     )
 
 
+def _moment(micros: int) -> datetime:
+    return EPOCH + timedelta(microseconds=int(micros))
+
+
 def _iso(micros: int) -> str:
-    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)).isoformat()
+    return _moment(micros).isoformat()
 
 
 class _RowBuilder:
     """One row as a real ``OHLCVBar`` (floats by their shortest repr), checked like
     ``upsert_many`` checks it; a broken rule is raised naming the row and its open time."""
 
-    def __init__(self, key: _Key, columns: _Columns) -> None:
+    def __init__(self, key: SeriesKey, columns: _Columns) -> None:
         self._key, self._columns = key, columns
         self._opened = candle_opened_rule()
 
@@ -344,7 +351,9 @@ class _RowBuilder:
         return value
 
 
-def _checked_arrays(np: Any, key: _Key, columns: _Columns, rows: _RowBuilder) -> dict[str, Any]:
+def _checked_arrays(
+    np: Any, key: SeriesKey, columns: _Columns, rows: _RowBuilder
+) -> dict[str, Any]:
     """The float64 columns checked (see the module docstring) as Arrow decimal128(20, 8)
     columns and an int64 trades_count column."""
     values, stamps = columns.values, columns.stamps
@@ -389,7 +398,7 @@ def _checked_arrays(np: Any, key: _Key, columns: _Columns, rows: _RowBuilder) ->
     return arrays
 
 
-def _time_flags(np: Any, key: _Key, stamps: Any) -> Any:
+def _time_flags(np: Any, key: SeriesKey, stamps: Any) -> Any:
     """Rows whose open time may break a rule: off the timeframe's boundary, outside the
     supported range, or within one candle (and the clock skew) of now."""
     timeframe = parse_timeframe(key.timeframe)

@@ -17,6 +17,7 @@ from sqlalchemy.sql import Executable
 
 from iftb.data.storage.enums import PriceType
 from iftb.data.storage.errors import DuplicateError, ValidationError, translated_errors
+from iftb.data.storage.market_models import CandleSeriesModel
 from iftb.data.storage.models import OHLCVModel
 from iftb.data.storage.records import OHLCVBar
 from iftb.data.storage.repositories.base import checked_limit
@@ -35,8 +36,15 @@ from iftb.data.storage.repositories.market.candle_partitions import (
 )
 from iftb.data.storage.repositories.market.candle_sql import (
     PRICE_TYPE,
+    SeriesKey,
     range_condition,
     series_condition,
+)
+from iftb.data.storage.repositories.market.catalog_upkeep import (
+    changing,
+    lock_series,
+    series_opening_by,
+    spans_of,
 )
 from iftb.data.storage.repositories.market.frame_writes import frame_batch
 from iftb.data.storage.timeframes import parse_timeframe
@@ -144,7 +152,8 @@ class OHLCVRepository(CandleAnalysis):
         with translated_errors():
             async with self._session.begin_nested():
                 connection = await self._session.connection()
-                return await batch.write(connection, self.dialect)
+                async with changing(connection, batch.spans()):
+                    return await batch.write(connection, self.dialect)
 
     async def stream_range(
         self,
@@ -209,10 +218,12 @@ class OHLCVRepository(CandleAnalysis):
         *,
         price_type: str = PriceType.TRADE,
     ) -> datetime | None:
-        """Open time of the newest stored candle (where an incremental fetch resumes)."""
-        statement = select(func.max(OHLCVModel.timestamp)).where(
-            series_condition(symbol, timeframe, exchange, price_type)
+        """Open time of the newest stored candle (where an incremental fetch resumes), from the
+        catalog."""
+        key = SeriesKey(
+            symbol, exchange, parse_timeframe(timeframe).code, PRICE_TYPE(price_type).value
         )
+        statement = select(CandleSeriesModel.last_open).where(key.of(CandleSeriesModel))
         last: datetime | None = (await self._execute(statement)).scalar()
         return last
 
@@ -252,7 +263,7 @@ class OHLCVRepository(CandleAnalysis):
         # a partition holding only this series has no candle between ``end`` and the next one
         tf = parse_timeframe(timeframe)
         last_open_covered = tf.shift(tf.floor(end)) - _TICK
-        series = (symbol, exchange, tf.code, PRICE_TYPE(price_type).value)
+        series = SeriesKey.named(symbol, timeframe, exchange, price_type)
         return await self._retain(statement, (start, end), last_open_covered, series)
 
     async def purge(self, older_than: datetime) -> int:
@@ -284,16 +295,29 @@ class OHLCVRepository(CandleAnalysis):
         statement: Executable,
         rows: tuple[datetime, datetime],
         partitions_to: datetime,
-        series: tuple[str, str, str, str] | None = None,
+        series: SeriesKey | None = None,
     ) -> int:
-        """Delete ``rows`` by ``statement``; on PostgreSQL, by the retention function, which
-        drops the whole partitions inside ``[rows[0], partitions_to]`` instead."""
+        """Delete ``rows`` by ``statement`` (of one series, or of all); on PostgreSQL, by the
+        retention function, which drops the whole partitions inside ``[rows[0], partitions_to]``
+        instead. The catalog follows in the same savepoint."""
         with translated_errors():
             async with self._session.begin_nested():
                 connection = await self._session.connection()
-                if self.dialect == "sqlite":
-                    return int((await connection.execute(statement)).rowcount)
-                return await delete_candles(connection, rows, partitions_to, series)
+                spans = (
+                    {series: rows}
+                    if series is not None
+                    else await series_opening_by(connection, rows[1])
+                )
+                async with changing(connection, spans):
+                    if self.dialect == "sqlite":
+                        deleted = int((await connection.execute(statement)).rowcount)
+                    else:
+                        deleted = await delete_candles(connection, rows, partitions_to, series)
+                    if series is None:  # series whose first candles committed since the read
+                        late = await series_opening_by(connection, rows[1])
+                        await lock_series(connection, late.keys() - spans.keys())
+                        spans |= late
+                return deleted
 
     # --- internals -------------------------------------------------------------------------
 
@@ -321,10 +345,11 @@ class OHLCVRepository(CandleAnalysis):
         with translated_errors():
             async with self._session.begin_nested():
                 connection = await self._session.connection()
-                if upsert:
-                    await writer.upsert(connection, batch)
-                else:
-                    await writer.insert(connection, batch)
+                async with changing(connection, spans_of(batch)):
+                    if upsert:
+                        await writer.upsert(connection, batch)
+                    else:
+                        await writer.insert(connection, batch)
 
     async def _describe_first_stored(self, batch: list[OHLCVBar]) -> str:
         """Name the first candle of a rejected insert that is already stored."""

@@ -7,7 +7,6 @@ that nothing it answers writes.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
@@ -21,9 +20,9 @@ import pytest
 from iftb.commands import demo
 from iftb.data.storage import DatabaseManager, OHLCVRepository, Scope, ScopeRepository
 from iftb.web import create_app
-from tests.conftest import BACKENDS, scratch_postgres_database
+from tests.conftest import BACKENDS
 from tests.support.pg_cluster import PostgresServer
-from tests.support.web_demo import LEDGER_SCOPE, LEDGER_TRADE, TOKEN, build_demo
+from tests.support.web_demo import LEDGER_SCOPE, LEDGER_TRADE, TOKEN, demo_database
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PAPER = {"bot": "demo", "mode": "paper"}
@@ -38,19 +37,11 @@ async def demo_url(
     postgres_server: PostgresServer | None,
     postgres_template: str | None,
 ) -> AsyncIterator[str]:
-    """A database holding the demo's data, built once per backend."""
-    if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("web") / "demo.db"
-        shutil.copyfile(sqlite_template, path)
-        url = f"sqlite+aiosqlite:///{path}"
-        await build_demo(url)
-        yield url
-        return
-    if postgres_server is None:
-        pytest.skip("PostgreSQL unavailable")
-    async with scratch_postgres_database(postgres_server, postgres_template) as name:
-        url = postgres_server.url(name)
-        await build_demo(url)
+    """A database holding the demo's data, built once per backend for the module."""
+    folder = tmp_path_factory.mktemp("web")
+    async with demo_database(
+        request.param, folder, sqlite_template, postgres_server, postgres_template
+    ) as url:
         yield url
 
 

@@ -3,16 +3,48 @@ built from a ledger's order and fill, an error event — for the dashboard's tes
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
+
+import pytest
 
 from iftb.commands import demo
 from iftb.data.storage import DatabaseManager, Fill, Order, Scope
+from tests.conftest import scratch_postgres_database
+from tests.support.pg_cluster import PostgresServer
 
 TOKEN = "test-token-0123456789abcdef"
 LEDGER_SCOPE = Scope("demo", "live")
 LEDGER_TRADE = "ledger-1"
 DAYS = 5
+
+
+@asynccontextmanager
+async def demo_database(
+    backend: str,
+    folder: Path,
+    sqlite_template: Path,
+    server: PostgresServer | None,
+    postgres_template: str | None,
+) -> AsyncIterator[str]:
+    """The URL of a new database of ``backend`` holding the demo's data (``build_demo``)."""
+    if backend == "sqlite":
+        path = folder / "demo.db"
+        shutil.copyfile(sqlite_template, path)
+        url = f"sqlite+aiosqlite:///{path}"
+        await build_demo(url)
+        yield url
+        return
+    if server is None:
+        pytest.skip("PostgreSQL unavailable")
+    async with scratch_postgres_database(server, postgres_template) as name:
+        url = server.url(name)
+        await build_demo(url)
+        yield url
 
 
 async def build_demo(url: str) -> None:

@@ -57,7 +57,7 @@ def create_app(database: DatabaseManager, *, token: str | SecretStr) -> FastAPI:
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
     return app
 
 

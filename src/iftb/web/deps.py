@@ -87,8 +87,15 @@ async def request_scope(
 
 
 RequestScope = Annotated[Scope, Depends(request_scope)]
-Exchange = Annotated[str, Query(min_length=1, max_length=50, description="The exchange")]
-Symbol = Annotated[str, Query(min_length=1, max_length=20, description="The symbol")]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
+"""Symbols and exchanges as exchanges spell them (``BTCUSDT``, ``BTC/USDT:USDT``, ``binance``):
+anything else is refused before it reaches a query."""
+Exchange = Annotated[
+    str, Query(min_length=1, max_length=50, pattern=NAME_PATTERN, description="The exchange")
+]
+Symbol = Annotated[
+    str, Query(min_length=1, max_length=20, pattern=NAME_PATTERN, description="The symbol")
+]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Rows, at most {MAX_LIMIT}")]
 Start = Annotated[
     datetime | None,

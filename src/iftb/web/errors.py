@@ -18,6 +18,7 @@ from iftb.data.storage import NotFoundError, StorageError, ValidationError
 from iftb.utils import get_logger
 
 log = get_logger(__name__)
+_MESSAGES = {"string_pattern_mismatch": "only letters, digits and . _ : / - are allowed"}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -35,7 +36,8 @@ def describe(errors: Sequence[Any]) -> str:
         name = ".".join(str(part) for part in error.get("loc", ())[1:]) or "request"
         given = error.get("input")
         shown = "" if given is None or isinstance(given, dict) else f" (got {str(given)[:40]!r})"
-        parts.append(f"{name}: {error.get('msg', 'invalid')}{shown}")
+        message = _MESSAGES.get(error.get("type", ""), error.get("msg", "invalid"))
+        parts.append(f"{name}: {message}{shown}")
     return "; ".join(parts)
 
 

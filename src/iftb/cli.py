@@ -19,6 +19,7 @@ from iftb.commands import (
     ledger,
     schema,
     scopes,
+    serve,
 )
 from iftb.utils import configure_logging
 
@@ -38,7 +39,18 @@ def main(
     configure_logging(level="INFO" if verbose else "WARNING")
 
 
-for area in (schema, candles, candle_export, funding_rates, journal, ledger, scopes, audit, demo):
+for area in (
+    schema,
+    candles,
+    candle_export,
+    funding_rates,
+    journal,
+    ledger,
+    scopes,
+    audit,
+    demo,
+    serve,
+):
     app.registered_commands.extend(area.app.registered_commands)
     app.registered_groups.extend(area.app.registered_groups)
 

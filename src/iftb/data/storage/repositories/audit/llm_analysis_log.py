@@ -109,8 +109,9 @@ class LLMAnalysisLogRepository(ScopedRepository):
         ]
 
     async def get_daily_usage(self, days: int = 30) -> list[LLMDailyUsage]:
-        """Per UTC day and model over the last ``days`` days, oldest first: calls, tokens and
-        exact total cost, summed in SQL (what a spend chart draws)."""
+        """Per UTC day and model over the last ``days`` days, oldest first (calls without a model
+        first in their day): calls, tokens and exact total cost, summed in SQL (what a spend
+        chart draws)."""
         log = LLMAnalysisLogModel
         calls = (
             select(
@@ -131,7 +132,7 @@ class LLMAnalysisLogRepository(ScopedRepository):
                 dec_sum(calls.c.estimated_cost).label("cost"),
             )
             .group_by(calls.c.day, calls.c.model)
-            .order_by(calls.c.day, calls.c.model)
+            .order_by(calls.c.day, calls.c.model.asc().nulls_first())
         )
         return [
             LLMDailyUsage(

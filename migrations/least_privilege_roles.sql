@@ -2,6 +2,8 @@
 --
 -- Run once per database as a superuser (or a role with CREATEROLE), in the bot's database:
 --   psql -v owner_password="$OWNER_PW" -v bot_password="$BOT_PW" -d iftb -f least_privilege_roles.sql
+-- Add -v reader_password="$READER_PW" to create iftb_reader too: the read-only role the dashboard
+-- (`iftb-db serve`, docs/dashboard.md) logs in as.
 --
 -- iftb_owner owns the schema, runs the migrations (`iftb-db upgrade`) and the maintenance jobs
 -- (audit retention); the bot logs in as iftb_bot, which can read, append and update rows but
@@ -42,3 +44,22 @@ ALTER DEFAULT PRIVILEGES FOR ROLE iftb_owner IN SCHEMA public
 -- the bot creates next month's partition and applies retention through them, never by DDL.
 ALTER DEFAULT PRIVILEGES FOR ROLE iftb_owner IN SCHEMA public
     GRANT EXECUTE ON FUNCTIONS TO iftb_bot;
+
+-- The dashboard's role (only with -v reader_password=...): it connects and reads every table,
+-- those that exist and those the owner's migrations create later, and nothing else — no writes,
+-- no temporary tables, no functions of the bot.
+\if :{?reader_password}
+CREATE ROLE iftb_reader LOGIN PASSWORD :'reader_password';
+SELECT format('GRANT CONNECT ON DATABASE %I TO iftb_reader', current_database()) \gexec
+\set reader_rights 'GRANT USAGE ON SCHEMA public TO iftb_reader'
+:reader_rights;
+SELECT format(
+    'DO $do$ DECLARE refused record; BEGIN '
+    'FOR refused IN SELECT * FROM pg_catalog.run_command_on_workers(%L) WHERE NOT success LOOP '
+    'RAISE EXCEPTION ''worker %%:%%: %%'', refused.nodename, refused.nodeport, refused.result; '
+    'END LOOP; END $do$', 'SET citus.enable_ddl_propagation TO off; ' || :'reader_rights')
+WHERE EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') \gexec
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO iftb_reader;
+ALTER DEFAULT PRIVILEGES FOR ROLE iftb_owner IN SCHEMA public
+    GRANT SELECT ON TABLES TO iftb_reader;
+\endif

@@ -13,12 +13,18 @@ from iftb.data.storage.repositories.journal.pair_locks import PairLockRepository
 from iftb.data.storage.repositories.journal.positions import PositionRepository
 from iftb.data.storage.repositories.journal.scopes import ScopeRepository
 from iftb.data.storage.repositories.journal.trades import TradeRepository
+from iftb.data.storage.repositories.market.candle_catalog import (
+    CandleCatalogRepository,
+    CatalogDifference,
+)
 from iftb.data.storage.repositories.market.funding_rates import FundingRateRepository
 from iftb.data.storage.repositories.market.ohlcv import OHLCVRepository
 
 __all__ = [
     "BacktestRunRepository",
     "BotStateRepository",
+    "CandleCatalogRepository",
+    "CatalogDifference",
     "DailyPerformanceRepository",
     "FundingRateRepository",
     "LLMAnalysisLogRepository",

@@ -268,7 +268,7 @@ function renderLlmUsage(spend) {
   document.getElementById("llm-days").textContent = `last ${spend.days} days`;
   fillTable("llm-usage", spend.by_day, (day) => [
     cell("llm-day", day.day),
-    cell("llm-model", day.model ?? "(none)"),
+    cell("llm-model", day.model),
     cell("llm-calls", day.calls, "number"),
     cell("llm-total_tokens", day.total_tokens, "number"),
     cell("llm-estimated_cost", day.estimated_cost, "number"),
@@ -367,6 +367,7 @@ async function refresh() {
     drawDaily(view.charts, daily);
     drawCandles(view.charts, candles, marks);
     markFirstRender();
+    markShown();
     setStatus(`${view.exchange} · updated ${new Date().toLocaleTimeString()}`);
   } catch (error) {
     if (error instanceof TokenRefused) {
@@ -395,6 +396,12 @@ function markFirstRender() {
   });
 }
 
+/** What the page shows now, on <body>: the scope and how many refreshes have drawn. */
+function markShown() {
+  document.body.dataset.scope = scopeKey(view.scope);
+  document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes || 0) + 1);
+}
+
 function stopRefreshing() {
   clearInterval(view.timer);
   view.timer = null;
@@ -411,13 +418,27 @@ function onSeriesChosen(event) {
   refresh();
 }
 
+/** A new `#token=...` opened in this tab (same page: the browser does not reload it). */
+function onHashChanged() {
+  if (!new URLSearchParams(location.hash.slice(1)).get("token")) return;
+  view.token = readToken();
+  view.refused = false;
+  startRefreshing();
+}
+
+function startRefreshing() {
+  stopRefreshing();
+  refresh();
+  const every = refreshSeconds();
+  if (every > 0) view.timer = setInterval(refresh, every * 1000);
+}
+
 function main() {
   view.token = readToken();
   document.getElementById("scope").addEventListener("change", onScopeChosen);
   document.getElementById("series").addEventListener("change", onSeriesChosen);
-  refresh();
-  const every = refreshSeconds();
-  if (every > 0) view.timer = setInterval(refresh, every * 1000);
+  window.addEventListener("hashchange", onHashChanged);
+  startRefreshing();
 }
 
 main();

@@ -17,7 +17,6 @@ from typing import Any
 
 from iftb.data.storage.enums import (
     FINAL_ORDER_STATUSES,
-    OrderSide,
     OrderStatus,
     OrderType,
     PositionStatus,
@@ -125,7 +124,7 @@ def executions(fills: Iterable[Fill], liquidation_orders: Iterable[str]) -> list
     return [
         Execution(
             fill.exchange_fill_id,
-            OrderSide(fill.side),
+            fill.side,
             fill.price,
             fill.quantity,
             fill.quote_fee,
@@ -183,7 +182,7 @@ class SeriesBook:
         orders_of: dict[str, list[Order]] = defaultdict(list)
         for order in self.orders.values():
             orders_of[order.trade_id].append(order)
-        runs: dict[str, tuple[Side, list[Execution]]] = {}
+        made: dict[str, TradeFigures] = {}
         windows: dict[str, list[tuple[datetime, datetime | None, str]]] = defaultdict(list)
         for trade_id, orders in orders_of.items():
             side = Side(orders[0].position_side)
@@ -191,18 +190,15 @@ class SeriesBook:
             liquidating = (
                 o.client_order_id for o in orders if o.order_type == OrderType.LIQUIDATION
             )
-            runs[trade_id] = (side, executions(fills, liquidating))
-            figures = trade_figures(*runs[trade_id])
+            figures = trade_figures(side, executions(fills, liquidating))
             if figures is not None:
+                made[trade_id] = figures
                 windows[side].append((figures.entry_time, figures.exit_time, trade_id))
         owners = {key: funding_owner(key[1], windows[key[0]]) for key in self.funding}
         paid: dict[str, list[Decimal]] = defaultdict(list)
         for key, owner in owners.items():
             if owner is not None:
                 paid[owner].append(self.funding[key].amount)
-        figures_of = {}
-        for trade_id, (side, made) in runs.items():
-            figures = trade_figures(side, made, paid.get(trade_id, ()))
-            if figures is not None:
-                figures_of[trade_id] = figures
-        return figures_of, owners
+        for trade_id, amounts in paid.items():
+            made[trade_id] = made[trade_id].with_funding(amounts)
+        return made, owners

@@ -16,9 +16,11 @@ exactly and rounded once, half up, to the column's 8 places.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
+from operator import attrgetter
+from typing import NamedTuple
 
 from iftb.data.storage.enums import OrderSide, Side
 
@@ -27,12 +29,12 @@ MONEY = Decimal("1e-8")
 """The 8 places of a money column."""
 
 
-@dataclass(frozen=True, slots=True)
-class Execution:
-    """What the arithmetic needs of a fill."""
+class Execution(NamedTuple):
+    """What the arithmetic needs of a fill (a tuple: a history builds one per fill)."""
 
     fill_id: str
-    side: OrderSide
+    side: str
+    """``OrderSide``'s value."""
     price: Decimal
     quantity: Decimal
     fee: Decimal
@@ -69,10 +71,20 @@ class TradeFigures:
     which the callers refuse."""
     closed_at: datetime | None = None
     """When the net quantity first came back to zero."""
+    net: Decimal = field(default=ZERO, compare=False, repr=False)
+    """``realised − fees``, exact (before funding and rounding): what ``with_funding`` adds
+    funding to."""
 
     @property
     def is_closed(self) -> bool:
         return self.exit_time is not None
+
+    def with_funding(self, funding: Iterable[Decimal]) -> TradeFigures:
+        """The same trade with ``funding`` (replacing any before): funding moves neither its
+        fills' figures nor its window, so a history computes each trade once."""
+        with localcontext(prec=60):
+            paid = sum(funding, ZERO)
+            return replace(self, funding=paid, realized_pnl=_money(self.net + paid))
 
 
 def trade_figures(
@@ -87,7 +99,7 @@ def trade_figures(
     """
     opening = OrderSide.BUY if position_side == Side.LONG else OrderSide.SELL
     direction = 1 if position_side == Side.LONG else -1
-    ordered = sorted(executions, key=lambda e: (e.at, e.fill_id))
+    ordered = sorted(executions, key=_TIME_ORDER)
     with localcontext(prec=60):
         average, held, realised, fees = ZERO, ZERO, ZERO, ZERO
         opened, opened_cost, closed, closed_value = ZERO, ZERO, ZERO, ZERO
@@ -100,16 +112,17 @@ def trade_figures(
             if closed_at is not None and late is None:
                 late = fill
             fees += fill.fee
+            held_long = held if held >= ZERO else ZERO  # max(held, 0)
             if fill.side == opening:
                 first = first or fill.at
-                average = (average * max(held, ZERO) + fill.price * fill.quantity) / (
-                    max(held, ZERO) + fill.quantity
-                )
+                cost = fill.price * fill.quantity
+                average = (average * held_long + cost) / (held_long + fill.quantity)
                 held += fill.quantity
                 opened += fill.quantity
-                opened_cost += fill.price * fill.quantity
+                opened_cost += cost
             else:
-                realised += direction * (fill.price - average) * min(fill.quantity, max(held, ZERO))
+                taken = fill.quantity if fill.quantity <= held_long else held_long  # min()
+                realised += direction * (fill.price - average) * taken
                 held -= fill.quantity
                 closed += fill.quantity
                 closed_value += fill.price * fill.quantity
@@ -119,6 +132,7 @@ def trade_figures(
                     closed_at = fill.at
         if first is None:
             return None
+        net = realised - fees
         paid = sum(funding, ZERO)
         return TradeFigures(
             entry_price=_money(opened_cost / opened),
@@ -129,13 +143,18 @@ def trade_figures(
             gross_pnl=_money(realised),
             fees=fees,
             funding=paid,
-            realized_pnl=_money(realised - fees + paid),
+            realized_pnl=_money(net + paid),
             entry_time=first,
             exit_time=last_close if held == 0 and closed else None,
             liquidated=liquidated,
             late_fill=late,
             closed_at=closed_at,
+            net=net,
         )
+
+
+_TIME_ORDER = attrgetter("at", "fill_id")
+"""Fills in time order, ties by exchange fill id."""
 
 
 def _money(value: Decimal) -> Decimal:

@@ -1,18 +1,19 @@
 """Recording a whole history of orders, fills and funding at once: a bot's past backfilled from
 the exchange, or a backtest's ledger, at bulk speed.
 
-Every record is checked first (a bad one rejects the batch, naming its list and row). The
-series it touches (exchange and symbol) are locked in sorted order, their stored rows read
-once, and the ledger they make with the batch computed in memory (``ledger_book``, the rules
-of the one-at-a-time path). Then only what changes is written, in bulk: new rows by COPY on
-PostgreSQL (``executemany`` on SQLite), changed ones by primary key. Replaying a history
-already recorded writes nothing.
+Every record was checked when built (the ledger's records are frozen); here each is claimed for
+the scope (a bad one rejects the batch, naming its list and row). The series it touches
+(exchange and symbol) are locked in sorted order, their stored rows read once, and the ledger
+they make with the batch computed in memory (``ledger_book``, the rules of the one-at-a-time
+path). Then only what changes is written, in bulk: new rows by COPY on PostgreSQL
+(``executemany`` on SQLite), changed ones by primary key. Replaying a history already recorded
+writes nothing.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -40,7 +41,7 @@ from iftb.data.storage.models import PositionModel, TradeModel
 from iftb.data.storage.records import ValidatedRecord
 from iftb.data.storage.repositories.base import GENERATED_COLUMNS
 from iftb.data.storage.repositories.journal.rows import (
-    bulk_insert,
+    bulk_insert_columns,
     cycle_collector_paused,
     lock_ledger,
 )
@@ -59,35 +60,51 @@ class _BulkColumns:
     def __init__(self, model: type[DeclarativeBase], *computed: str) -> None:
         names = model.__table__.columns.keys()
         set_here = (*computed, *SCOPE_COLUMNS)
-        own = tuple(n for n in names if n not in GENERATED_COLUMNS and n not in set_here)
-        self.names = (*own, *set_here)
-        self._own = attrgetter(*own)
+        self.own = tuple(n for n in names if n not in GENERATED_COLUMNS and n not in set_here)
+        self._own = attrgetter(*self.own)
 
-    def row(
-        self, record: object, computed: tuple[Any, ...], scope: tuple[Any, ...]
-    ) -> tuple[Any, ...]:
-        """``record``'s row: its own values, then the ``computed`` ones and the ``scope``'s."""
-        return (*self._own(record), *computed, *scope)
+    def of(
+        self, records: Sequence[object], computed: Mapping[str, list[Any]], scope: Mapping[str, Any]
+    ) -> dict[str, list[Any]]:
+        """The columns of ``records``: their own values, then the ``computed`` ones and the
+        ``scope``'s (one value per record, column by column: no per-record Python code)."""
+        own = zip(*map(self._own, records), strict=True) if records else [[]] * len(self.own)
+        columns = dict(zip(self.own, map(list, own), strict=True)) | dict(computed)
+        return columns | {name: [value] * len(records) for name, value in scope.items()}
 
 
-_ORDER_COLUMNS = _BulkColumns(OrderModel, "filled_quantity", "average_fill_price", "status")
+_PROGRESS = ("filled_quantity", "average_fill_price", "status")
+_ORDER_COLUMNS = _BulkColumns(OrderModel, *_PROGRESS)
 _FILL_COLUMNS = _BulkColumns(FillModel, "order_id")
 _FUNDING_COLUMNS = _BulkColumns(FundingPaymentModel, "trade_id")
+_SCOPE_OF = attrgetter(*SCOPE_COLUMNS)
+_RAW = Order._rules["raw"]
+"""An order's JSON document: the one part of a frozen record that can still change."""
 
 
 @dataclass
 class _Batch:
-    """The batch checked: per series, its new records by natural key; and the list and row
-    each record came from, to name it in an error."""
+    """The batch claimed: per series, its new records by natural key; and the lists they came
+    in, to name a record's list and row in an error."""
 
     books: dict[Series, SeriesBook]
-    rows: dict[int, tuple[str, int]]
-    """``id(record)`` → (list, row)."""
+    lists: dict[str, Sequence[object]]
+
+    def holds(self, record: object) -> bool:
+        return self._where(record) is not None
 
     def at(self, record: object, error: ValidationError) -> ValidationError:
         """``error`` located at ``record``'s list and row, when it came in this batch."""
-        where = self.rows.get(id(record))
+        where = self._where(record)
         return error if where is None else error.at_index(where[1], batch=where[0])
+
+    def _where(self, record: object) -> tuple[str, int] | None:
+        """(list, row) of ``record`` (its last place), looked up only for an error."""
+        for kind, records in self.lists.items():
+            for index in range(len(records) - 1, -1, -1):
+                if records[index] is record:
+                    return kind, index
+        return None
 
 
 class HistoryWriter(ScopedRepository):
@@ -99,13 +116,17 @@ class HistoryWriter(ScopedRepository):
         fills: Sequence[Fill],
         funding: Sequence[FundingPayment],
     ) -> HistoryCounts:
-        batch = self._checked(orders, fills, funding)
+        with cycle_collector_paused():
+            batch = self._checked(orders, fills, funding)
         self._series = frozenset(batch.books)
         async with self._session.begin_nested():
             connection = await self._session.connection()
             for exchange, symbol in sorted(self._series):
                 await lock_ledger(connection, self.scope, exchange, symbol)
-            return await _Plan(self, batch, await self._stored()).write()
+            stored = await self._stored()
+            with cycle_collector_paused():
+                plan = _Plan(self, batch, stored)
+            return await plan.write()
 
     def _checked(
         self,
@@ -113,34 +134,45 @@ class HistoryWriter(ScopedRepository):
         fills: Sequence[Fill],
         funding: Sequence[FundingPayment],
     ) -> _Batch:
-        """Each record validated and claimed for the scope; replays within the batch dropped;
-        an order recorded twice with other terms refused."""
-        books: dict[Series, SeriesBook] = defaultdict(SeriesBook)
-        rows: dict[int, tuple[str, int]] = {}
-        with cycle_collector_paused():
-            for index, order in enumerate(self._valid("orders", orders)):
-                book = books[order.exchange, order.symbol]
-                first = book.orders.setdefault(order.client_order_id, order)
-                if first is not order:
-                    check_same_order(first, order)
-                rows[id(order)] = ("orders", index)
-            for index, fill in enumerate(self._valid("fills", fills)):
-                books[fill.exchange, fill.symbol].fills.setdefault(fill.exchange_fill_id, fill)
-                rows[id(fill)] = ("fills", index)
-            for index, payment in enumerate(self._valid("funding", funding)):
-                key = (payment.position_side, payment.funding_time)
-                books[payment.exchange, payment.symbol].funding.setdefault(key, payment)
-                rows[id(payment)] = ("funding", index)
-        return _Batch(dict(books), rows)
+        """Each record claimed for the scope; replays within the batch dropped; an order
+        recorded twice with other terms refused.
 
-    def _valid(self, kind: str, records: Iterable[RecordT]) -> Iterable[RecordT]:
+        The records were checked when built, and are frozen (``dataclasses.replace`` builds a
+        new one, checked again): all but an order's JSON document, whose insides its caller may
+        have changed since, checked again here. Checking 150k records again cost a fifth of a
+        100k-fill history."""
+        books: dict[Series, SeriesBook] = defaultdict(SeriesBook)
+        for order in self._claimed("orders", orders):
+            book = books[order.exchange, order.symbol]
+            first = book.orders.setdefault(order.client_order_id, order)
+            if first is not order:
+                check_same_order(first, order)
+        for fill in self._claimed("fills", fills):
+            books[fill.exchange, fill.symbol].fills.setdefault(fill.exchange_fill_id, fill)
+        for payment in self._claimed("funding", funding):
+            key = (payment.position_side, payment.funding_time)
+            books[payment.exchange, payment.symbol].funding.setdefault(key, payment)
+        return _Batch(dict(books), {"orders": orders, "fills": fills, "funding": funding})
+
+    def _claimed(self, kind: str, records: Sequence[RecordT]) -> Iterator[RecordT]:
+        """Each record, claimed for the scope (one of this scope, or of none, which takes
+        this one); an order's JSON document checked again."""
+        own, unset = _SCOPE_OF(self.scope), (None,) * len(SCOPE_COLUMNS)
         for index, record in enumerate(records):
-            try:
-                record.validate()
-                claimed(record, self.scope, {})
-            except ValidationError as exc:
-                raise exc.at_index(index, batch=kind) from exc.__cause__
+            raw = getattr(record, "raw", None)
+            if raw is not None:
+                self._check(_RAW, raw, kind, index)
+            stamp = _SCOPE_OF(record)
+            if stamp != unset and stamp != own:  # the rare record that names a scope
+                self._check(lambda named: claimed(named, self.scope, {}), record, kind, index)
             yield record
+
+    @staticmethod
+    def _check(rule: Callable[[Any], Any], value: Any, kind: str, index: int) -> None:
+        try:
+            rule(value)
+        except ValidationError as exc:
+            raise exc.at_index(index, batch=kind) from exc.__cause__
 
     def of_series(self, model: Any) -> ColumnElement[bool]:
         """The rows of ``model`` in this scope on the batch's exchanges and symbols (a superset
@@ -180,17 +212,15 @@ class _Stored:
 
 
 class _Plan:
-    """The batch merged into its series' stored ledger, checked, computed, and written: only
-    what is new or changed."""
+    """The batch merged into its series' stored ledger, checked and computed when built (no
+    I/O: the cycle collector paused over it), then written: only what is new or changed."""
 
     def __init__(self, writer: HistoryWriter, batch: _Batch, stored: _Stored) -> None:
         self._writer = writer
         self._batch = batch
         self._stored = stored
         self._scope = writer.scope.values()
-        self._stamp = tuple(self._scope[name] for name in SCOPE_COLUMNS)
         self._now = datetime.now(UTC)
-        self._order_ids: dict[tuple[str, str], int] = {}
         self._books: dict[Series, SeriesBook] = defaultdict(SeriesBook)
         self._new_orders: list[Order] = []
         self._new_fills: list[Fill] = []
@@ -202,6 +232,27 @@ class _Plan:
         for book in self._books.values():
             for order in book.orders.values():
                 self._first.setdefault(order.trade_id, order)
+        self._check_trades()
+        self._progress: dict[Series, dict[str, dict[str, Any]]] = {}
+        self._figures: dict[Series, dict[str, TradeFigures]] = {}
+        self._owners: dict[Series, dict[tuple[str, datetime], str | None]] = {}
+        for series, book in self._books.items():
+            by_order = book.fills_by_order()
+            progress = self._progress[series] = self._settled(book, by_order)
+            figures, self._owners[series] = book.trades(by_order)
+            self._figures[series] = figures
+            self._check_not_reopened(book, figures, progress)
+        self._columns = {
+            OrderModel: _ORDER_COLUMNS.of(self._new_orders, self._order_progress(), self._scope),
+            FillModel: _FILL_COLUMNS.of(self._new_fills, {}, self._scope),
+            FundingPaymentModel: _FUNDING_COLUMNS.of(
+                self._new_funding,
+                {"trade_id": [self._owner(payment) for payment in self._new_funding]},
+                self._scope,
+            ),
+        }
+        """The new rows of the ledger's own tables, column by column (the fills' order ids
+        once the orders are written)."""
 
     def _merge(self) -> None:
         for order in self._stored.orders:
@@ -227,20 +278,11 @@ class _Plan:
                     self._new_funding.append(payment)
 
     async def write(self) -> HistoryCounts:
-        self._check_trades()
-        progress: dict[Series, dict[str, dict[str, Any]]] = {}
-        figures: dict[Series, dict[str, TradeFigures]] = {}
-        owners: dict[Series, dict[tuple[str, datetime], str | None]] = {}
-        for series, book in self._books.items():
-            by_order = book.fills_by_order()
-            progress[series] = self._progress(book, by_order)
-            figures[series], owners[series] = book.trades(by_order)
-            self._check_not_reopened(book, figures[series], progress[series])
-        await self._write_orders(progress)
+        await self._write_orders()
         await self._write_fills()
-        await self._write_funding(owners)
-        trades = await self._write_trades(figures)
-        await self._write_positions(figures)
+        await self._write_funding()
+        trades = await self._write_trades()
+        await self._write_positions()
         return HistoryCounts(
             orders=len(self._new_orders),
             fills=len(self._new_fills),
@@ -271,20 +313,27 @@ class _Plan:
                 except ValidationError as exc:
                     raise self._batch.at(fill, exc) from None
 
-    def _progress(
+    def _settled(
         self, book: SeriesBook, by_order: Mapping[str, Sequence[Fill]]
     ) -> dict[str, dict[str, Any]]:
         """Each order's filled quantity, average price and status; every fill checked against
-        its order in time order, so the fill that overfills is the one named."""
+        its order in time order (``check_fill``), so the fill that overfills is the one named."""
         progress = {}
         for client_order_id, fills in by_order.items():
             order = book.orders[client_order_id]
+            filled = Decimal(0)
             for position, fill in enumerate(fills):
-                try:
-                    check_fill(order, fill, fills[:position])
-                except ValidationError as exc:
-                    culprit = fill if id(fill) in self._batch.rows else order
-                    raise self._batch.at(culprit, exc) from None
+                if (
+                    fill.symbol != order.symbol
+                    or fill.side != order.side
+                    or fill.quantity > order.quantity - filled
+                ):  # refused: check_fill says why
+                    try:
+                        check_fill(order, fill, fills[:position])
+                    except ValidationError as exc:
+                        culprit = fill if self._batch.holds(fill) else order
+                        raise self._batch.at(culprit, exc) from None
+                filled += fill.quantity
             progress[client_order_id] = order_progress(order, fills)
         return progress
 
@@ -314,34 +363,37 @@ class _Plan:
 
     # --- writes -----------------------------------------------------------------------------
 
-    async def _write_orders(self, progress: Mapping[Series, Mapping[str, dict[str, Any]]]) -> None:
-        """New orders in bulk, with what their fills make of them; stored orders whose fills
-        arrived now, by id. Then every order's id, for the fills."""
-        rows = [
-            _ORDER_COLUMNS.row(order, tuple(made.values()), self._stamp)
-            if (made := self._of(progress, order))
-            else _ORDER_COLUMNS.row(order, (Decimal(0), None, order.status), self._stamp)
+    def _order_progress(self) -> dict[str, list[Any]]:
+        """The filled quantity, average price and status of each new order, a list each."""
+        unfilled = (Decimal(0), None)
+        made = [
+            tuple(now.values()) if (now := self._of(order)) else (*unfilled, order.status)
             for order in self._new_orders
         ]
-        await self._insert(OrderModel, _ORDER_COLUMNS.names, rows)
+        progress = zip(*made, strict=True) if made else [[]] * len(_PROGRESS)
+        return dict(zip(_PROGRESS, map(list, progress), strict=True))
+
+    async def _write_orders(self) -> None:
+        """New orders in bulk, with what their fills make of them; stored orders whose fills
+        arrived now, by id. Then every order's id, for the fills."""
+        await self._insert(OrderModel, self._columns[OrderModel])
         changes = [
             {"id": order.id, "version": (order.version or 0) + 1, "updated_at": self._now} | now
             for order in self._stored.orders
-            if (now := self._of(progress, order)) and _differs(order.__getattribute__, now)
+            if (now := self._of(order)) and _differs(order.__getattribute__, now)
         ]
         await self._update(OrderModel, changes)
-        statement = select(OrderModel.id, OrderModel.exchange, OrderModel.client_order_id)
+        statement = select(OrderModel.exchange, OrderModel.client_order_id, OrderModel.id)
         result = await self._writer._execute(statement.where(self._writer.of_series(OrderModel)))
         self._order_ids = {(row.exchange, row.client_order_id): row.id for row in result}
 
     async def _write_fills(self) -> None:
         """New fills in bulk, linked to their orders; stored fills whose order came now."""
         ids = self._order_ids
-        rows = [
-            _FILL_COLUMNS.row(fill, (ids.get(_order_key(fill)),), self._stamp)
-            for fill in self._new_fills
-        ]
-        await self._insert(FillModel, _FILL_COLUMNS.names, rows)
+        columns = self._columns[FillModel]
+        with cycle_collector_paused():
+            columns["order_id"] = [ids.get(_order_key(fill)) for fill in self._new_fills]
+        await self._insert(FillModel, columns)
         links = [
             {"id": fill.id, "order_id": ids[_order_key(fill)]}
             for fill in self._stored.fills
@@ -349,28 +401,22 @@ class _Plan:
         ]
         await self._update(FillModel, links)
 
-    async def _write_funding(
-        self, owners: Mapping[Series, Mapping[tuple[str, datetime], str | None]]
-    ) -> None:
+    async def _write_funding(self) -> None:
         """New payments in bulk, each with the trade open at its time; stored ones whose trade
         changed."""
-        rows = [
-            _FUNDING_COLUMNS.row(payment, (_owner(owners, payment),), self._stamp)
-            for payment in self._new_funding
-        ]
-        await self._insert(FundingPaymentModel, _FUNDING_COLUMNS.names, rows)
+        await self._insert(FundingPaymentModel, self._columns[FundingPaymentModel])
         changes = [
             {"id": payment.id, "trade_id": owner}
             for payment in self._stored.funding
-            if (owner := _owner(owners, payment)) != payment.trade_id
+            if (owner := self._owner(payment)) != payment.trade_id
         ]
         await self._update(FundingPaymentModel, changes)
 
-    async def _write_trades(self, figures: Mapping[Series, Mapping[str, TradeFigures]]) -> int:
+    async def _write_trades(self) -> int:
         """New trades in bulk, changed ones by id; how many were written."""
         stored = {row["trade_id"]: row for row in self._stored.trades}
         rows, changes = [], []
-        for trades in figures.values():
+        for trades in self._figures.values():
             for trade_id, made in trades.items():
                 values = trade_values(self._first[trade_id], made)
                 row = stored.get(trade_id)
@@ -381,12 +427,11 @@ class _Plan:
                         {"id": row["id"], "version": row["version"] + 1, "updated_at": self._now}
                         | values
                     )
-        if rows:
-            await self._insert(TradeModel, tuple(rows[0]), [tuple(r.values()) for r in rows])
+        await self._insert_rows(TradeModel, rows)
         await self._update(TradeModel, changes)
         return len(rows) + len(changes)
 
-    async def _write_positions(self, figures: Mapping[Series, Mapping[str, TradeFigures]]) -> None:
+    async def _write_positions(self) -> None:
         """One position per trade (``position_status``); an older position of another trade
         left open on a side where a ledger trade is open now is closed."""
         stored: dict[tuple[str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
@@ -394,7 +439,7 @@ class _Plan:
             stored[row["exchange"], row["symbol"], row["side"]].append(row)
         rows: list[dict[str, Any]] = []
         changes: list[dict[str, Any]] = []
-        for series, trades in figures.items():
+        for series, trades in self._figures.items():
             first = self._first
             for side in {first[trade_id].position_side for trade_id in trades}:
                 mine = {t: made for t, made in trades.items() if first[t].position_side == side}
@@ -429,22 +474,27 @@ class _Plan:
         # One position per side may be open: what closes goes first, then what opens.
         changes.sort(key=lambda change: change.get("status") == PositionStatus.OPEN)
         await self._update(PositionModel, changes)
-        if rows:
-            await self._insert(PositionModel, tuple(rows[0]), [tuple(r.values()) for r in rows])
+        await self._insert_rows(PositionModel, rows)
 
     # --- helpers ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _of(
-        progress: Mapping[Series, Mapping[str, dict[str, Any]]], order: Order
-    ) -> dict[str, Any]:
-        return progress[order.exchange, order.symbol].get(order.client_order_id, {})
+    def _of(self, order: Order) -> dict[str, Any]:
+        return self._progress[order.exchange, order.symbol].get(order.client_order_id, {})
 
-    async def _insert(
-        self, model: type[DeclarativeBase], columns: Sequence[str], rows: list[tuple[Any, ...]]
-    ) -> None:
+    def _owner(self, payment: FundingPayment) -> str | None:
+        owners = self._owners[payment.exchange, payment.symbol]
+        return owners[payment.position_side, payment.funding_time]
+
+    async def _insert(self, model: type[DeclarativeBase], columns: dict[str, list[Any]]) -> None:
+        if any(columns.values()):  # rows to insert (every column holds one value a row)
+            connection = await self._writer.session.connection()
+            await bulk_insert_columns(connection, model, columns)
+
+    async def _insert_rows(self, model: type[DeclarativeBase], rows: list[dict[str, Any]]) -> None:
+        """Rows of one shape (dicts of the same keys) in bulk."""
         if rows:
-            await bulk_insert(await self._writer.session.connection(), model, columns, rows)
+            columns = {name: [row[name] for row in rows] for name in rows[0]}
+            await self._insert(model, columns)
 
     async def _update(self, model: type[DeclarativeBase], rows: list[dict[str, Any]]) -> None:
         """Update rows by primary key, one ``executemany``."""
@@ -459,9 +509,3 @@ def _differs(stored: Callable[[str], Any], values: Mapping[str, Any]) -> bool:
 
 def _order_key(fill: Fill) -> tuple[str, str]:
     return (fill.exchange, fill.client_order_id)
-
-
-def _owner(
-    owners: Mapping[Series, Mapping[tuple[str, datetime], str | None]], payment: FundingPayment
-) -> str | None:
-    return owners[payment.exchange, payment.symbol][payment.position_side, payment.funding_time]

@@ -9,9 +9,12 @@ columns' own bind processing first, so what lands equals what an ORM insert woul
 
 from __future__ import annotations
 
+import functools
 import gc
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Dialect, Table, delete, func, select
@@ -22,7 +25,7 @@ from sqlalchemy.types import TypeEngine
 from iftb.data.storage.errors import translated_errors
 from iftb.data.storage.models import BacktestRunModel, TradeModel
 from iftb.data.storage.scopes import Scope
-from iftb.data.storage.types import ExactNumeric, UTCDateTime
+from iftb.data.storage.types import ExactNumeric, UTCDateTime, decimal_to_text
 
 SQLITE_CHUNK = 5_000
 
@@ -55,16 +58,29 @@ async def bulk_insert(
     """Insert ``rows`` (each a value per name of ``columns``, from validated records) in one
     bulk call; their count. A None in a column of ``defaults`` takes its default, as the server
     default would for a value an ORM insert leaves out."""
+    with cycle_collector_paused():
+        values = dict(zip(columns, map(list, zip(*rows, strict=True)), strict=False))
+        if not values:
+            return 0
+        for name, default in (defaults or {}).items():
+            values[name] = [default if value is None else value for value in values[name]]
+    return await bulk_insert_columns(connection, model, values)
+
+
+async def bulk_insert_columns(
+    connection: AsyncConnection, model: type[DeclarativeBase], columns: Mapping[str, list[Any]]
+) -> int:
+    """Insert rows given column by column (``columns``: a list of values per column name, one
+    per row, from validated records) in one bulk call; their count. Converted a column at a
+    time: the per-row loop cost as much as the converters."""
     dialect = connection.dialect
     table: Table = model.__table__  # type: ignore[assignment]
-    converting = [
-        (position, convert)
-        for position, name in enumerate(columns)
-        if (convert := _converter(table.c[name].type, dialect)) is not None
-    ]
-    defaulting = [(columns.index(name), value) for name, value in (defaults or {}).items()]
     with cycle_collector_paused():
-        records = [_converted(row, defaulting, converting) for row in rows]
+        converted = []
+        for name, values in columns.items():
+            convert = _converter(table.c[name].type, dialect)
+            converted.append(values if convert is None else list(map(convert, values)))
+        records = list(zip(*converted, strict=True))
     with translated_errors():
         if dialect.name == "postgresql":
             driver: Any = (await connection.get_raw_connection()).driver_connection
@@ -78,31 +94,42 @@ async def bulk_insert(
     return len(records)
 
 
-def _converted(
-    row: Sequence[Any],
-    defaulting: Sequence[tuple[int, Any]],
-    converting: Sequence[tuple[int, Callable[[Any], Any]]],
-) -> tuple[Any, ...]:
-    """A row as the driver takes it: defaults for its None values, each value converted."""
-    if not defaulting and not converting:
-        return tuple(row)
-    values = list(row)
-    for position, default in defaulting:
-        if values[position] is None:
-            values[position] = default
-    for position, convert in converting:
-        if values[position] is not None:
-            values[position] = convert(values[position])
-    return tuple(values)
-
-
 def _converter(column_type: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
-    """What turns a validated record's value into the driver's: the dialect's own bind
-    processing of the type (an exact decimal's and a time's text on SQLite, a document's JSON),
-    none where asyncpg takes the value as it is (Decimal, aware datetime)."""
-    if dialect.name == "postgresql" and isinstance(column_type, ExactNumeric | UTCDateTime):
+    """What turns a validated record's value into the driver's (None kept): the dialect's own
+    bind processing of the type (an exact decimal's and a time's text on SQLite, a document's
+    JSON), none where asyncpg takes the value as it is (Decimal, aware datetime). Exact
+    decimals and times on SQLite skip the type's layers, with the same result."""
+    if isinstance(column_type, ExactNumeric | UTCDateTime):
+        if dialect.name == "postgresql":
+            return None
+        if isinstance(column_type, ExactNumeric):
+            return functools.partial(_decimal_text, _quantum(column_type.scale))
+    process = column_type.dialect_impl(dialect).bind_processor(dialect)
+    if process is None:
         return None
-    return column_type.dialect_impl(dialect).bind_processor(dialect)
+    if isinstance(column_type, UTCDateTime):
+        return functools.partial(_sqlite_time, process)
+    return functools.partial(_kept_none, process)
+
+
+def _quantum(scale: int | None) -> Decimal | None:
+    return None if scale is None else Decimal(1).scaleb(-scale)
+
+
+def _decimal_text(quantum: Decimal | None, value: Any) -> Any:
+    return None if value is None else decimal_to_text(value, quantum)
+
+
+def _sqlite_time(process: Callable[[Any], Any], value: Any) -> Any:
+    """A UTC time's stored text directly (``UTCDateTime``'s and DATETIME's processing give the
+    same); any other value through them."""
+    if isinstance(value, datetime) and value.tzinfo is UTC:
+        return value.isoformat(" ", "microseconds")[:26]
+    return None if value is None else process(value)
+
+
+def _kept_none(process: Callable[[Any], Any], value: Any) -> Any:
+    return None if value is None else process(value)
 
 
 async def delete_run(connection: AsyncConnection, run_id: int) -> int | None:

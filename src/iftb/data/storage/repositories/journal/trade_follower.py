@@ -156,9 +156,7 @@ class TradeFollower(ScopedRepository):
             return
         check_not_reopened(trade_id, figures, orders)
         funding, others = await self._link_funding(trade_id, orders[0], figures)
-        figures = trade_figures(side, fills, funding)
-        assert figures is not None
-        await self._store_trade(trade_id, orders[0], figures)
+        await self._store_trade(trade_id, orders[0], figures.with_funding(funding))
         for other in sorted(others):
             await self.follow(other)
 

@@ -45,7 +45,7 @@ POSITION_FIELDS = [
 EVENT_FIELDS = ["created_at", "severity", "event_type", "message"]
 LLM_FIELDS = ["day", "model", "calls", "total_tokens", "estimated_cost"]
 SERIES_FIELDS = ["symbol", "exchange", "timeframe", "price_type", "first", "last"]
-SERIES_FIELDS += ["count", "missing"]
+SERIES_FIELDS += ["count", "missing", "gaps"]
 CHARTS = ("equity", "daily", "candles")
 
 

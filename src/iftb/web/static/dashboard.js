@@ -304,6 +304,7 @@ function renderCoverage(series) {
     timeCell("series-last", one.last),
     cell("series-count", one.count, "number"),
     cell("series-missing", one.missing, "number"),
+    cell("series-gaps", one.gaps, "number"),
     coverageBar(one),
   ], "no candles stored");
 }

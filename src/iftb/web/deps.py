@@ -87,9 +87,9 @@ async def request_scope(
 
 
 RequestScope = Annotated[Scope, Depends(request_scope)]
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
-"""Symbols and exchanges as exchanges spell them (``BTCUSDT``, ``BTC/USDT:USDT``, ``binance``):
-anything else is refused before it reaches a query."""
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$"
+"""Symbols and exchanges as exchanges spell them (``BTCUSDT``, ``BTC/USDT:USDT``, ``BTC_USDT``,
+``binance``): anything else is refused before it reaches a query."""
 Exchange = Annotated[
     str, Query(min_length=1, max_length=50, pattern=NAME_PATTERN, description="The exchange")
 ]

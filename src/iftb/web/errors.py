@@ -18,7 +18,7 @@ from iftb.data.storage import NotFoundError, StorageError, ValidationError
 from iftb.utils import get_logger
 
 log = get_logger(__name__)
-_MESSAGES = {"string_pattern_mismatch": "only letters, digits and . _ : / - are allowed"}
+_MESSAGES = {"string_pattern_mismatch": "only letters, digits and _ . : / - are allowed"}
 
 
 def install_error_handlers(app: FastAPI) -> None:

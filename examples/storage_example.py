@@ -69,7 +69,14 @@ async def main() -> None:
             written = await candles.upsert_many(sample_bars())
             latest = await candles.get_latest(SYMBOL, TIMEFRAME, limit=3)
             gaps = await candles.get_gaps(SYMBOL, TIMEFRAME)
+            inventory = await candles.get_inventory(SYMBOL)
         print(f"candles upserted: {written}")
+        for series in inventory:
+            print(
+                f"  stored {series.symbol} {series.timeframe}: {series.count} candles from "
+                f"{series.first:%Y-%m-%d %H:%M} to {series.last:%Y-%m-%d %H:%M}, "
+                f"{series.missing} missing in {series.gaps} gaps"
+            )
         for bar in latest:
             print(f"  {bar.timestamp:%Y-%m-%d %H:%M} close={bar.close}")
         for gap in gaps:

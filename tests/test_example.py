@@ -31,4 +31,5 @@ def test_the_example_tours_every_repository_and_can_run_again(
         outputs.append(finished.stdout)
     for output in outputs:  # idempotent: the second run stores nothing new
         assert "statistics: 1 trades" in output and "gap: 2 missing" in output
+        assert "3 missing in 2 gaps" in output
         assert "llm usage: " in output

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
@@ -47,28 +47,36 @@ LLM_FIELDS = ["day", "model", "calls", "total_tokens", "estimated_cost"]
 SERIES_FIELDS = ["symbol", "exchange", "timeframe", "price_type", "first", "last"]
 SERIES_FIELDS += ["count", "missing", "gaps"]
 CHARTS = ("equity", "daily", "candles")
+HOSTILE = '<img src=x onerror="document.body.dataset.injected=1"> & <script>alert(1)</script>'
+"""An event message that would run if the page wrote it as markup."""
+
+
+class Served(NamedTuple):
+    backend: str
+    database_url: str
+    base_url: str
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-async def backend_and_server(
+async def served(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     sqlite_template: Path,
     postgres_server: PostgresServer | None,
     postgres_template: str | None,
-) -> AsyncIterator[tuple[str, str]]:
-    """The backend, and the base URL of a real server over the demo's data on it."""
+) -> AsyncIterator[Served]:
+    """A real server over the demo's data on the backend, and where it listens."""
     folder = tmp_path_factory.mktemp("browser")
     async with demo_database(
         request.param, folder, sqlite_template, postgres_server, postgres_template
     ) as url:
         with serving(create_app(DatabaseManager(url), token=TOKEN)) as base:
-            yield request.param, base
+            yield Served(request.param, url, base)
 
 
 @pytest.fixture(scope="module")
-def base_url(backend_and_server: tuple[str, str]) -> str:
-    return backend_and_server[1]
+def base_url(served: Served) -> str:
+    return served.base_url
 
 
 @pytest.fixture(scope="module")
@@ -239,15 +247,31 @@ async def assert_refused(tab: Page) -> None:
     assert await tab.locator("[data-testid=scope-select] option").count() == 0
 
 
-async def test_screenshots(
-    page: tuple[Page, Watch], backend_and_server: tuple[str, str], tmp_path: Path
+async def test_strings_from_the_journal_are_shown_as_text(
+    page: tuple[Page, Watch], served: Served
 ) -> None:
+    async with (
+        DatabaseManager(served.database_url) as manager,
+        manager.scope("demo", "paper").session() as journal,
+    ):
+        await journal.events.log_event("<b>bold</b>", "error", HOSTILE)
+    tab, watch = page
+    await open_dashboard(tab, served.base_url)
+    await choose_scope(tab, "demo/paper")
+    assert (await figures(tab))["event-message"][0] == HOSTILE
+    assert (await figures(tab))["event-event_type"][0] == "<b>bold</b>"
+    assert await tab.locator("[data-testid=events] img, [data-testid=events] b").count() == 0
+    assert await tab.evaluate("document.body.dataset.injected") is None
+    assert watch.console_errors == []
+
+
+async def test_screenshots(page: tuple[Page, Watch], served: Served, tmp_path: Path) -> None:
     """The overview, the candle chart with its marks, and the refusal (SQLite run only)."""
-    backend, base = backend_and_server
-    if backend != "sqlite":
+    if served.backend != "sqlite":
         pytest.skip("screenshots come from the SQLite run")
     folder = Path(os.environ.get("IFTB_SCREENSHOTS") or tmp_path)
     tab, _ = page
+    base = served.base_url
     await open_dashboard(tab, base)
     await tab.screenshot(path=folder / "dashboard-overview.png", full_page=True)
     await tab.locator("section", has=tab.locator("[data-testid=chart-candles]")).screenshot(

@@ -289,7 +289,9 @@ function coverageBar(series) {
   const share = series.expected > 0 ? Math.min(1, series.count / series.expected) : 1;
   const td = element("td", null, { "data-testid": "series-complete", title: `${(share * 100).toFixed(2)} %` });
   const bar = element("div", null, { class: "bar" });
-  bar.append(element("span", null, { style: `width: ${(share * 100).toFixed(2)}%` }));
+  const filled = element("span");
+  filled.style.width = `${(share * 100).toFixed(2)}%`; // a property: the CSP allows no style attribute
+  bar.append(filled);
   td.append(bar);
   return td;
 }

@@ -1,8 +1,12 @@
 """get_gaps and get_coverage on a long series with holes, against the naive approach.
 
-The naive approach is what one writes without SQL window functions: load every open time of the
-series into Python (with the raw driver, so it is the fastest version of itself) and walk it.
-Both sides must find the same gaps and counts as the generator put in, or the run stops.
+The naive approach is what one writes without the catalog: load every open time of the series
+into Python (with the raw driver, so it is the fastest version of itself) and walk it. Both sides
+must find the same gaps and counts as the generator put in, or the run stops.
+
+The series is seeded around the library (raw COPY / executemany), so the candle catalog that
+get_gaps and get_coverage read is rebuilt afterwards, outside any timer, as a user does after
+such a load (``rebuild_catalog``).
 """
 
 from __future__ import annotations
@@ -10,13 +14,27 @@ from __future__ import annotations
 from datetime import datetime
 from itertools import pairwise
 
-from benchmarks.candles import EXCHANGE, GAP_SYMBOL, STEP, TIMEFRAME, GappedSeries, gapped_series
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from benchmarks.candles import (
+    EXCHANGE,
+    GAP_SYMBOL,
+    OWN_SYMBOLS,
+    STEP,
+    TIMEFRAME,
+    GappedSeries,
+    gapped_series,
+)
 from benchmarks.config import Sizes
 from benchmarks.databases import Database
 from benchmarks.results import BackendResults, Figure, Target, ratio_evidence
-from benchmarks.targets import COVERAGE_ROWS, COVERAGE_SECONDS, GAPS_SPEEDUP
+from benchmarks.targets import COVERAGE_ROWS, COVERAGE_SECONDS, COVERAGE_SERIES, GAPS_SPEEDUP
 from benchmarks.timing import Case, compare
-from iftb.data.storage import OHLCVRepository
+from iftb.data.storage import CandleCatalogRepository, OHLCVRepository
+from iftb.data.storage.market_models import CandleGapModel, CandleSeriesModel
+from iftb.data.storage.repositories.market.candle_sql import SeriesKey
+from iftb.data.storage.repositories.market.catalog_upkeep import lock_series, refresh
 
 SYMBOL = GAP_SYMBOL
 NAIVE = "load-and-loop"
@@ -45,7 +63,42 @@ async def seed(db: Database, sizes: Sizes) -> GappedSeries:
     """Store the gapped series (it stays for the later phases)."""
     series = gapped_series(SYMBOL, sizes.gap_rows)
     await db.raw.load(series.rows())
+    await rebuild_catalog(db)
     return series
+
+
+async def rebuild_catalog(db: Database) -> None:
+    """Rebuild the candle catalog after candles were written around the library (untimed).
+
+    On an existing database (``--database-url``) only the benchmark's own series are mended,
+    the way ``CandleCatalogRepository.rebuild`` mends every series: the rest is not touched.
+    """
+    async with db.manager.get_session() as session:
+        if db.own_rows_only:
+            await _mend_own_series(session)
+        else:
+            await CandleCatalogRepository(session).rebuild()
+
+
+async def _mend_own_series(session: AsyncSession) -> None:
+    candles = OHLCVRepository(session)
+    connection = await session.connection()
+    listed = [entry for name in OWN_SYMBOLS for entry in await candles.get_inventory(name)]
+    stored = [entry for name in OWN_SYMBOLS for entry in await candles.scan_coverage(name)]
+    spans = {
+        SeriesKey(entry.symbol, entry.exchange, entry.timeframe, entry.price_type): (
+            entry.first,
+            entry.last,
+        )
+        for entry in stored
+    }
+    await lock_series(
+        connection,
+        spans.keys() | {SeriesKey(e.symbol, e.exchange, e.timeframe, e.price_type) for e in listed},
+    )
+    for model in (CandleGapModel, CandleSeriesModel):
+        await connection.execute(delete(model).where(model.symbol.in_(OWN_SYMBOLS)))
+    await refresh(connection, spans)
 
 
 async def run(db: Database, sizes: Sizes, out: BackendResults, series: GappedSeries) -> None:
@@ -90,7 +143,8 @@ async def run(db: Database, sizes: Sizes, out: BackendResults, series: GappedSer
             NAIVE,
             gaps_target,
             note=f"{series.hole_runs:,} gaps in the series; load-and-loop takes "
-            f"{gaps_naive.median:.2f} s, so {GAPS_SPEEDUP:g}× means get_gaps under {needed:.3f} s",
+            f"{gaps_naive.median:.2f} s, so {GAPS_SPEEDUP:g}× means get_gaps under "
+            f"{needed * 1000:.1f} ms",
         ),
         Figure(
             "get_coverage (one series)",
@@ -98,19 +152,23 @@ async def run(db: Database, sizes: Sizes, out: BackendResults, series: GappedSer
             coverage_library,
             coverage_naive,
             NAIVE,
-            coverage_target(db.backend, series.stored, coverage_library.median),
         ),
     ]
 
 
-def coverage_target(backend: str, rows: int, seconds: float) -> Target | None:
-    """The 10M-row target: PostgreSQL only, and decided only when measured on ≥ 10M rows."""
+def coverage_target(backend: str, series: int, rows: int, seconds: float) -> Target | None:
+    """The target of get_coverage of every series: PostgreSQL only, and decided only when
+    measured at its scale (``COVERAGE_SERIES`` series, ``COVERAGE_ROWS`` candles)."""
     if backend != "postgresql":
         return None
-    text = f"< {COVERAGE_SECONDS:g} s at {COVERAGE_ROWS // 1_000_000}M rows"
-    if rows < COVERAGE_ROWS:
-        return Target(text, None, f"{seconds:.3f} s on {rows:,} rows; 10M needs --large")
-    return Target(text, seconds < COVERAGE_SECONDS, f"{seconds:.3f} s on {rows:,} rows")
+    text = (
+        f"< {COVERAGE_SECONDS * 1000:g} ms, {COVERAGE_SERIES} series at "
+        f"{COVERAGE_ROWS // 1_000_000}M rows"
+    )
+    measured = f"{seconds * 1000:.1f} ms for {series:,} series, {rows:,} rows"
+    if series < COVERAGE_SERIES or rows < COVERAGE_ROWS:
+        return Target(text, None, f"{measured}; that scale is bench_catalog's")
+    return Target(text, seconds < COVERAGE_SECONDS, measured)
 
 
 def _agreement(

@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from benchmarks import web_data
+from benchmarks import bench_page, web_data
 from benchmarks.candles import STEP, T0
 from benchmarks.config import DEFAULT_OUTPUT
 from benchmarks.machine import describe, load_average
@@ -88,9 +88,8 @@ def endpoints(scope: Scope) -> list[tuple[str, str]]:
 
 def browser_first_render(base_url: str, token: str, backend: str) -> list[str]:
     """The page's time to first render in a browser, as report lines (Markdown), measured while
-    the server at ``base_url`` is up. The page's engineer fills this in; until then no lines."""
-    del base_url, token, backend
-    return []
+    the server at ``base_url`` is up (benchmarks/bench_page.py)."""
+    return bench_page.first_render_lines(base_url, token, backend)
 
 
 def _at(minutes: int) -> str:

@@ -268,17 +268,18 @@ async def test_events_are_warnings_and_worse_newest_first(
     assert "info" in {event["severity"] for event in everything}
 
 
-async def test_inventory_is_the_stored_coverage(
+async def test_inventory_is_the_candle_catalogs(
     client: httpx.AsyncClient, manager: DatabaseManager
 ) -> None:
     body = await get(client, "/api/inventory")
     async with manager.get_session(read_only=True) as session:
-        coverage = await OHLCVRepository(session).get_coverage()
+        inventory = await OHLCVRepository(session).get_inventory()
     assert [(s["symbol"], s["exchange"], s["timeframe"], s["count"]) for s in body] == [
-        (c.symbol, c.exchange, c.timeframe, c.count) for c in coverage
+        (c.symbol, c.exchange, c.timeframe, c.count) for c in inventory
     ]
-    assert [s["missing"] for s in body] == [c.missing for c in coverage]
-    assert [moment(s["first"]) for s in body] == [c.first for c in coverage]
+    assert [(s["missing"], s["gaps"]) for s in body] == [(c.missing, c.gaps) for c in inventory]
+    assert [moment(s["first"]) for s in body] == [c.first for c in inventory]
+    assert body[0]["gaps"] > 0  # the shipped sample has holes
 
 
 async def test_candles_are_paged_oldest_first_by_time(

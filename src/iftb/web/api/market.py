@@ -21,23 +21,22 @@ PriceKind = Annotated[str, Query(min_length=1, max_length=10, description="trade
 
 @router.get("/inventory", response_model=list[SeriesOut])
 async def inventory(manager: Database) -> list[SeriesOut]:
-    """Every stored candle series: first and last candle, count, expected and missing
-    (``OHLCVRepository.get_coverage``)."""
+    """Every stored candle series: first and last candle, count, expected, missing and gaps
+    (``OHLCVRepository.get_inventory``: one read of the candle catalog)."""
     async with manager.get_session(read_only=True) as session:
-        series = await OHLCVRepository(session).get_coverage()
+        series = await OHLCVRepository(session).get_inventory()
     return [
-        SeriesOut.model_validate(
-            {
-                "symbol": one.symbol,
-                "exchange": one.exchange,
-                "timeframe": one.timeframe,
-                "price_type": one.price_type,
-                "first": one.first,
-                "last": one.last,
-                "count": one.count,
-                "expected": one.expected,
-                "missing": one.missing,
-            }
+        SeriesOut(
+            symbol=one.symbol,
+            exchange=one.exchange,
+            timeframe=one.timeframe,
+            price_type=one.price_type,
+            first=one.first,
+            last=one.last,
+            count=one.count,
+            expected=one.expected,
+            missing=one.missing,
+            gaps=one.gaps,
         )
         for one in series
     ]

@@ -247,8 +247,8 @@ class SeriesOut(Model):
     count: int
     expected: int
     missing: int
-    gaps: int | None = None
-    """Runs of missing candles, where the store's catalog counts them."""
+    gaps: int
+    """Runs of missing candles."""
 
 
 class CandleOut(Model):

@@ -44,6 +44,7 @@ POSITION_FIELDS = [
 ]
 EVENT_FIELDS = ["created_at", "severity", "event_type", "message"]
 LLM_FIELDS = ["day", "model", "calls", "total_tokens", "estimated_cost"]
+LLM_MODEL_FIELDS = ["model", "calls", "total_tokens", "estimated_cost", "p95_latency_ms"]
 SERIES_FIELDS = ["symbol", "exchange", "timeframe", "price_type", "first", "last"]
 SERIES_FIELDS += ["count", "missing", "gaps"]
 CHARTS = ("equity", "daily", "candles")
@@ -149,6 +150,8 @@ async def expected_figures(api: httpx.AsyncClient, scope: dict[str, str]) -> dic
         | rows(positions, "position", POSITION_FIELDS)
         | rows(events, "event", EVENT_FIELDS)
         | rows(spend["by_day"], "llm", LLM_FIELDS)
+        | rows(spend["by_model"], "llm_model", LLM_MODEL_FIELDS)
+        | {"llm_model-failed": [str(row["errors"] + row["timeouts"]) for row in spend["by_model"]]}
         | rows(series, "series", SERIES_FIELDS)
     )
 
@@ -165,6 +168,7 @@ async def test_the_figures_shown_are_the_apis(
     await open_dashboard(tab, base_url)
     expected = await expected_figures(api, {"bot": "default", "mode": "live"})
     assert len(expected["trade-trade_id"]) == 5 and expected["event-severity"][0] == "error"
+    assert len(expected["llm_model-model"]) == 2, "the demo's two models"
     assert_shows(await figures(tab), expected)
     assert watch.console_errors == []
 
@@ -242,7 +246,7 @@ async def assert_refused(tab: Page) -> None:
     assert "Token refused" in (await banner.text_content() or "")
     assert await tab.locator("#dashboard").is_hidden()
     cells = {f"stat-{name}" for name in STATISTICS} | {f"trade-{name}" for name in TRADE_FIELDS}
-    cells |= {"position-symbol", "event-message", "llm-day", "series-symbol"}
+    cells |= {"position-symbol", "event-message", "llm-day", "llm_model-model", "series-symbol"}
     assert cells.isdisjoint(await figures(tab)), "no figure is shown without the token"
     assert await tab.locator("[data-testid=scope-select] option").count() == 0
 

@@ -147,7 +147,7 @@ function showBanner(text) {
   const banner = document.getElementById("banner");
   banner.textContent = text;
   banner.hidden = false;
-  for (const id of ["statistics", "positions", "trades", "llm-usage", "events", "coverage"]) {
+  for (const id of ["statistics", "positions", "trades", "llm-models", "llm-usage", "events", "coverage"]) {
     document.getElementById(id).replaceChildren();
   }
   document.getElementById("scope").replaceChildren();
@@ -266,6 +266,14 @@ function renderTrades(page) {
 
 function renderLlmUsage(spend) {
   document.getElementById("llm-days").textContent = `last ${spend.days} days`;
+  fillTable("llm-models", spend.by_model, (model) => [
+    cell("llm_model-model", model.model),
+    cell("llm_model-calls", model.calls, "number"),
+    cell("llm_model-failed", model.errors + model.timeouts, "number"),
+    cell("llm_model-total_tokens", model.total_tokens, "number"),
+    cell("llm_model-estimated_cost", model.estimated_cost, "number"),
+    cell("llm_model-p95_latency_ms", model.p95_latency_ms, "number"),
+  ], "no LLM calls in the window");
   fillTable("llm-usage", spend.by_day, (day) => [
     cell("llm-day", day.day),
     cell("llm-model", day.model),

@@ -186,12 +186,29 @@ async def test_a_database_that_is_down_is_a_503_without_its_password() -> None:
     assert detail.startswith("database unavailable")
 
 
-async def test_no_answer_holds_the_token(client: httpx.AsyncClient) -> None:
-    for path in (*ENDPOINTS, "/openapi.json", "/api/nothing-here"):
+async def test_no_answer_holds_the_token_or_the_database_password(
+    client: httpx.AsyncClient, demo_db: DatabaseManager
+) -> None:
+    secrets = [TOKEN]
+    password = demo_db.engine.url.password
+    if password:  # PostgreSQL's URL has one
+        secrets.append(password)
+    for path in (*ENDPOINTS, "/openapi.json", "/api/nothing-here", "/", "/docs"):
         for headers in ({}, AUTH, {"Authorization": f"Bearer {TOKEN}x"}):
             response = await client.get(path, headers=headers)
-            assert TOKEN not in response.text, path
-            assert TOKEN not in str(response.headers), path
+            for secret in secrets:
+                assert secret not in response.text, path
+                assert secret not in str(response.headers), path
+
+
+async def test_the_page_and_its_assets_need_no_token(client: httpx.AsyncClient) -> None:
+    page = await client.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "/static/" in page.text
+    for asset in ("dashboard.js", "dashboard.css", "lightweight-charts.standalone.production.js"):
+        assert (await client.get(f"/static/{asset}")).status_code == 200, asset
+    assert (await client.get("/static/../auth.py")).status_code == 404
 
 
 def test_a_short_token_is_refused() -> None:

@@ -1,7 +1,5 @@
-// iftb dashboard: reads the read-only JSON API and draws it. Plain JS, no build step.
-//
-// Every string from the API reaches the DOM through textContent (never innerHTML), money is
-// shown as the API's decimal strings untouched, and every figure carries a data-testid.
+// iftb dashboard: reads the read-only JSON API and shows it (tables.js writes the figures,
+// charts.js draws them; both are loaded first). Plain JS, no build step.
 "use strict";
 
 const TOKEN_KEY = "iftb-token";
@@ -11,22 +9,6 @@ const EVENTS_SHOWN = 50;
 const LLM_DAYS = 30;
 const CANDLES_SHOWN = 1000; // the API's largest page
 const TIMEFRAME_SECONDS = { m: 60, h: 3600, d: 86400, w: 604800 };
-const STATISTICS = [
-  ["net_pnl", "Net PnL"],
-  ["total_trades", "Trades"],
-  ["win_rate", "Win rate %"],
-  ["profit_factor", "Profit factor"],
-  ["expectancy", "Expectancy"],
-  ["gross_profit", "Gross profit"],
-  ["gross_loss", "Gross loss"],
-  ["total_fees", "Fees"],
-  ["total_funding", "Funding"],
-  ["largest_win", "Largest win"],
-  ["largest_loss", "Largest loss"],
-  ["max_drawdown_amount", "Max drawdown"],
-  ["max_drawdown_pct", "Max drawdown %"],
-  ["avg_holding_time", "Avg holding"],
-];
 
 const view = {
   token: null,
@@ -86,53 +68,6 @@ async function api(path, params = {}) {
 function scopeParams() {
   const { bot, mode, run_id } = view.scope;
   return run_id === null ? { bot, mode } : { bot, mode, run_id };
-}
-
-// ---- DOM helpers --------------------------------------------------------------------------
-
-/** An element with text (always as textContent) and attributes. */
-function element(tag, text, attributes = {}) {
-  const node = document.createElement(tag);
-  if (text !== null && text !== undefined) node.textContent = String(text);
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  return node;
-}
-
-/** A table cell for one figure; numbers right-aligned, signed money coloured. */
-function cell(testid, value, kind = "text") {
-  const td = element("td", value ?? "—", { "data-testid": testid });
-  if (kind === "number" || kind === "money") td.className = "number";
-  if (kind === "money" && value) td.classList.add(value.startsWith("-") ? "down" : "up");
-  if (kind === "message") td.className = "message";
-  return td;
-}
-
-/** A cell showing an ISO time compactly; the API's exact string stays in `datetime`. */
-function timeCell(testid, iso) {
-  const td = element("td", null, { "data-testid": testid });
-  if (!iso) {
-    td.textContent = "—";
-    return td;
-  }
-  td.append(element("time", iso.replace("T", " ").replace(/(:\d\d)?(\.\d+)?Z$/, ""), { datetime: iso }));
-  return td;
-}
-
-/** Replace a table body's rows: one per item, or one line saying there are none. */
-function fillTable(id, items, row, emptyText) {
-  const body = document.getElementById(id);
-  const rows = items.map((item, index) => {
-    const tr = element("tr", null, { "data-testid": `${id}-row`, "data-index": index });
-    tr.append(...row(item));
-    return tr;
-  });
-  if (rows.length === 0) {
-    const columns = body.closest("table").querySelectorAll("thead th").length;
-    const empty = element("tr");
-    empty.append(element("td", emptyText, { colspan: columns, class: "empty", "data-testid": `${id}-empty` }));
-    rows.push(empty);
-  }
-  body.replaceChildren(...rows);
 }
 
 function setStatus(text) {
@@ -218,107 +153,6 @@ function chooseExchange(trades, series) {
   return asked || trades[0]?.exchange || series[0]?.exchange || "binance";
 }
 
-// ---- figures ------------------------------------------------------------------------------
-
-function renderStatistics(statistics) {
-  const cards = STATISTICS.map(([name, label]) => {
-    const card = element("div");
-    const value = statistics[name];
-    const figure = element("dd", value ?? "—", { "data-testid": `stat-${name}` });
-    if (name === "net_pnl" && value) figure.className = value.startsWith("-") ? "down" : "up";
-    card.append(element("dt", label), figure);
-    return card;
-  });
-  document.getElementById("statistics").replaceChildren(...cards);
-}
-
-function renderPositions(positions) {
-  fillTable("positions", positions, (position) => [
-    cell("position-symbol", position.symbol),
-    cell("position-exchange", position.exchange),
-    cell("position-side", position.side),
-    cell("position-quantity", position.quantity, "number"),
-    cell("position-entry_price", position.entry_price, "number"),
-    cell("position-current_price", position.current_price, "number"),
-    cell("position-unrealized_pnl", position.unrealized_pnl, "money"),
-    cell("position-leverage", position.leverage, "number"),
-    timeCell("position-entry_time", position.entry_time),
-  ], `no open positions on ${view.exchange}`);
-}
-
-function renderTrades(page) {
-  document.getElementById("trades-total").textContent =
-    `${Math.min(page.trades.length, page.total)} of ${page.total}`;
-  fillTable("trades", page.trades, (trade) => [
-    cell("trade-trade_id", trade.trade_id),
-    cell("trade-symbol", trade.symbol),
-    cell("trade-side", trade.side),
-    cell("trade-action", trade.action),
-    timeCell("trade-entry_time", trade.entry_time),
-    cell("trade-entry_price", trade.entry_price, "number"),
-    timeCell("trade-exit_time", trade.exit_time),
-    cell("trade-exit_price", trade.exit_price, "number"),
-    cell("trade-quantity", trade.quantity, "number"),
-    cell("trade-fee", trade.fee, "number"),
-    cell("trade-realized_pnl", trade.realized_pnl, "money"),
-  ], "no trades in this scope");
-}
-
-function renderLlmUsage(spend) {
-  document.getElementById("llm-days").textContent = `last ${spend.days} days`;
-  fillTable("llm-models", spend.by_model, (model) => [
-    cell("llm_model-model", model.model),
-    cell("llm_model-calls", model.calls, "number"),
-    cell("llm_model-failed", model.errors + model.timeouts, "number"),
-    cell("llm_model-total_tokens", model.total_tokens, "number"),
-    cell("llm_model-estimated_cost", model.estimated_cost, "number"),
-    cell("llm_model-p95_latency_ms", model.p95_latency_ms, "number"),
-  ], "no LLM calls in the window");
-  fillTable("llm-usage", spend.by_day, (day) => [
-    cell("llm-day", day.day),
-    cell("llm-model", day.model),
-    cell("llm-calls", day.calls, "number"),
-    cell("llm-total_tokens", day.total_tokens, "number"),
-    cell("llm-estimated_cost", day.estimated_cost, "number"),
-  ], "no LLM calls in the window");
-}
-
-function renderEvents(events) {
-  fillTable("events", events, (event) => [
-    timeCell("event-created_at", event.created_at),
-    cell("event-severity", event.severity),
-    cell("event-event_type", event.event_type),
-    cell("event-message", event.message, "message"),
-  ], "no warnings or errors");
-}
-
-/** A bar as wide as the share of the expected candles that are stored. */
-function coverageBar(series) {
-  const share = series.expected > 0 ? Math.min(1, series.count / series.expected) : 1;
-  const td = element("td", null, { "data-testid": "series-complete", title: `${(share * 100).toFixed(2)} %` });
-  const bar = element("div", null, { class: "bar" });
-  const filled = element("span");
-  filled.style.width = `${(share * 100).toFixed(2)}%`; // a property: the CSP allows no style attribute
-  bar.append(filled);
-  td.append(bar);
-  return td;
-}
-
-function renderCoverage(series) {
-  fillTable("coverage", series, (one) => [
-    cell("series-symbol", one.symbol),
-    cell("series-exchange", one.exchange),
-    cell("series-timeframe", one.timeframe),
-    cell("series-price_type", one.price_type),
-    timeCell("series-first", one.first),
-    timeCell("series-last", one.last),
-    cell("series-count", one.count, "number"),
-    cell("series-missing", one.missing, "number"),
-    cell("series-gaps", one.gaps, "number"),
-    coverageBar(one),
-  ], "no candles stored");
-}
-
 // ---- candles -----------------------------------------------------------------------------
 
 /** The last CANDLES_SHOWN candles of the chosen series (none chosen: an empty chart). */
@@ -340,7 +174,54 @@ async function loadCandles() {
 
 // ---- refresh ------------------------------------------------------------------------------
 
-/** Read every figure of the selected scope and draw it. */
+/** Start a read now and await it later: a failure meanwhile is no unhandled rejection. */
+function early(promise) {
+  promise.catch(() => {});
+  return promise;
+}
+
+/** Every figure of the selected scope, each read as soon as what it depends on is known. */
+async function readFigures() {
+  renderScopes(await api("/api/scopes"));
+  const scope = scopeParams();
+  const ofScope = early(Promise.all([
+    api("/api/statistics", scope),
+    api("/api/llm-usage", { ...scope, days: LLM_DAYS }),
+    api("/api/events", { ...scope, limit: EVENTS_SHOWN }),
+  ]));
+  const [trades, series] = await Promise.all([
+    api("/api/trades", { ...scope, limit: TRADES_SHOWN }),
+    api("/api/inventory"),
+  ]);
+  view.exchange = chooseExchange(trades.trades, series);
+  renderSeriesChoice(series, trades.trades);
+  const onExchange = { ...scope, exchange: view.exchange };
+  const [[statistics, llm, events], equity, daily, positions, [candles, marks]] = await Promise.all([
+    ofScope,
+    api("/api/equity", onExchange),
+    api("/api/daily", onExchange),
+    api("/api/positions", onExchange),
+    loadCandles(),
+  ]);
+  return { trades, series, statistics, llm, events, equity, daily, positions, candles, marks };
+}
+
+/** Show what readFigures read. */
+function drawFigures(figures) {
+  showDashboard();
+  if (!view.charts) view.charts = createCharts();
+  renderStatistics(figures.statistics);
+  renderTrades(figures.trades);
+  renderPositions(figures.positions, view.exchange);
+  renderLlmUsage(figures.llm);
+  renderEvents(figures.events);
+  renderCoverage(figures.series);
+  drawEquity(view.charts, figures.equity);
+  drawDaily(view.charts, figures.daily);
+  drawCandles(view.charts, figures.candles, figures.marks);
+}
+
+/** Read and draw every figure; a refusal empties the page and stops the refreshing. */
 async function refresh() {
   if (view.busy) {
     view.again = true; // a choice made meanwhile: read again once this refresh ends
@@ -348,35 +229,7 @@ async function refresh() {
   }
   view.busy = true;
   try {
-    renderScopes(await api("/api/scopes"));
-    const scope = scopeParams();
-    const [trades, series] = await Promise.all([
-      api("/api/trades", { ...scope, limit: TRADES_SHOWN }),
-      api("/api/inventory"),
-    ]);
-    view.exchange = chooseExchange(trades.trades, series);
-    renderSeriesChoice(series, trades.trades);
-    const onExchange = { ...scope, exchange: view.exchange };
-    const [statistics, equity, daily, positions, llm, events, [candles, marks]] = await Promise.all([
-      api("/api/statistics", scope),
-      api("/api/equity", onExchange),
-      api("/api/daily", onExchange),
-      api("/api/positions", onExchange),
-      api("/api/llm-usage", { ...scope, days: LLM_DAYS }),
-      api("/api/events", { ...scope, limit: EVENTS_SHOWN }),
-      loadCandles(),
-    ]);
-    showDashboard();
-    if (!view.charts) view.charts = createCharts();
-    renderStatistics(statistics);
-    renderTrades(trades);
-    renderPositions(positions);
-    renderLlmUsage(llm);
-    renderEvents(events);
-    renderCoverage(series);
-    drawEquity(view.charts, equity);
-    drawDaily(view.charts, daily);
-    drawCandles(view.charts, candles, marks);
+    drawFigures(await readFigures());
     markFirstRender();
     markShown();
     setStatus(`${view.exchange} · updated ${new Date().toLocaleTimeString()}`);

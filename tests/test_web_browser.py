@@ -59,8 +59,15 @@ class Served(NamedTuple):
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The suite's backend parameter, once per module: the Citus tier leaves out SQLite."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture(scope="module")
 async def served(
-    request: pytest.FixtureRequest,
+    backend: str,
     tmp_path_factory: pytest.TempPathFactory,
     sqlite_template: Path,
     postgres_server: PostgresServer | None,
@@ -69,10 +76,10 @@ async def served(
     """A real server over the demo's data on the backend, and where it listens."""
     folder = tmp_path_factory.mktemp("browser")
     async with demo_database(
-        request.param, folder, sqlite_template, postgres_server, postgres_template
+        backend, folder, sqlite_template, postgres_server, postgres_template
     ) as url:
         with serving(create_app(DatabaseManager(url), token=TOKEN)) as base:
-            yield Served(request.param, url, base)
+            yield Served(backend, url, base)
 
 
 @pytest.fixture(scope="module")

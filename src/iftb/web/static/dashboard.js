@@ -42,10 +42,9 @@ function readToken() {
 
 /** Seconds between refreshes: `?refresh=N` (0 stops it), else the default. */
 function refreshSeconds() {
-  const asked = Number(new URLSearchParams(location.search).get("refresh"));
-  return Number.isFinite(asked) && asked >= 0 && location.search.includes("refresh=")
-    ? asked
-    : DEFAULT_REFRESH_SECONDS;
+  const asked = new URLSearchParams(location.search).get("refresh");
+  const seconds = asked === null ? Number.NaN : Number(asked);
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds : DEFAULT_REFRESH_SECONDS;
 }
 
 // ---- the API -----------------------------------------------------------------------------
@@ -82,11 +81,13 @@ function showBanner(text) {
   const banner = document.getElementById("banner");
   banner.textContent = text;
   banner.hidden = false;
-  for (const id of ["statistics", "positions", "trades", "llm-models", "llm-usage", "events", "coverage"]) {
+  const filled = ["statistics", "positions", "trades", "llm-models", "llm-usage", "events"];
+  for (const id of [...filled, "coverage", "scope", "series"]) {
     document.getElementById(id).replaceChildren();
   }
-  document.getElementById("scope").replaceChildren();
-  document.getElementById("series").replaceChildren();
+  document.getElementById("scope").dataset.options = "";
+  document.getElementById("series").dataset.options = "";
+  document.getElementById("scope-choice").hidden = true;
 }
 
 function showRefused() {
@@ -102,10 +103,22 @@ function showRefused() {
 
 function showDashboard() {
   document.getElementById("banner").hidden = true;
+  document.getElementById("scope-choice").hidden = false;
   document.getElementById("dashboard").hidden = false;
 }
 
 // ---- selectors ----------------------------------------------------------------------------
+
+/** A selector's options as [value, label] pairs, rebuilt only when they change (a rebuild
+ * would close the list while the user has it open), and its choice. */
+function setOptions(select, options, chosen) {
+  const given = JSON.stringify(options);
+  if (select.dataset.options !== given) {
+    select.replaceChildren(...options.map(([value, label]) => element("option", label, { value })));
+    select.dataset.options = given;
+  }
+  if (chosen !== null) select.value = chosen;
+}
 
 function scopeKey(scope) {
   return `${scope.bot}/${scope.mode}/${scope.run_id ?? ""}`;
@@ -118,11 +131,10 @@ function renderScopes(summaries) {
   if (!view.scope || !keys.includes(scopeKey(view.scope))) {
     view.scope = summaries.length ? summaries[0].scope : { bot: "default", mode: "live", run_id: null };
   }
-  const select = document.getElementById("scope");
-  select.replaceChildren(...summaries.map((summary) => element(
-    "option", `${summary.name} (${summary.trades} trades)`, { value: scopeKey(summary.scope) },
-  )));
-  select.value = scopeKey(view.scope);
+  const options = summaries.map((summary) => [
+    scopeKey(summary.scope), `${summary.name} (${summary.trades} trades)`,
+  ]);
+  setOptions(document.getElementById("scope"), options, scopeKey(view.scope));
 }
 
 function seriesKey(series) {
@@ -139,12 +151,10 @@ function renderSeriesChoice(series, trades) {
     ));
     view.seriesKey = series.length ? seriesKey(traded || series[0]) : null;
   }
-  const select = document.getElementById("series");
-  select.replaceChildren(...series.map((one) => element(
-    "option", `${one.symbol} ${one.timeframe} ${one.exchange} (${one.price_type})`,
-    { value: seriesKey(one) },
-  )));
-  if (view.seriesKey) select.value = view.seriesKey;
+  const options = series.map((one) => [
+    seriesKey(one), `${one.symbol} ${one.timeframe} ${one.exchange} (${one.price_type})`,
+  ]);
+  setOptions(document.getElementById("series"), options, view.seriesKey);
 }
 
 /** The exchange whose daily rows and positions are shown: the scope's latest trade's. */
@@ -155,20 +165,25 @@ function chooseExchange(trades, series) {
 
 // ---- candles -----------------------------------------------------------------------------
 
-/** The last CANDLES_SHOWN candles of the chosen series (none chosen: an empty chart). */
+/** The window of a series' last CANDLES_SHOWN candles: `start` and `end` parameters. */
+function candleWindow(series) {
+  const unit = TIMEFRAME_SECONDS[series.timeframe.slice(-1)] || 60;
+  const span = Number.parseInt(series.timeframe, 10) * unit * CANDLES_SHOWN * 1000;
+  const last = Date.parse(series.last);
+  const start = Math.max(Date.parse(series.first), last - span + 1000);
+  return { start: new Date(start).toISOString(), end: new Date(last + 1000).toISOString() };
+}
+
+/** The last candles of the chosen series and the scope's trade marks on them (none chosen:
+ * an empty chart). */
 async function loadCandles() {
   const series = view.series.find((one) => seriesKey(one) === view.seriesKey);
   if (!series) return [{ candles: [] }, []];
-  const unit = TIMEFRAME_SECONDS[series.timeframe.slice(-1)] || 60;
-  const span = Number.parseInt(series.timeframe, 10) * unit * CANDLES_SHOWN * 1000;
-  const start = new Date(Math.max(Date.parse(series.first), Date.parse(series.last) - span + 1000));
-  const window = { start: start.toISOString(), end: new Date(Date.parse(series.last) + 1000).toISOString() };
+  const { symbol, exchange, timeframe, price_type } = series;
+  const window = candleWindow(series);
   return Promise.all([
-    api("/api/candles", {
-      symbol: series.symbol, exchange: series.exchange, timeframe: series.timeframe,
-      price_type: series.price_type, limit: CANDLES_SHOWN, ...window,
-    }),
-    api("/api/trades/markers", { ...scopeParams(), symbol: series.symbol, exchange: series.exchange, ...window }),
+    api("/api/candles", { symbol, exchange, timeframe, price_type, limit: CANDLES_SHOWN, ...window }),
+    api("/api/trades/markers", { ...scopeParams(), symbol, exchange, ...window }),
   ]);
 }
 

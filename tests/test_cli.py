@@ -261,7 +261,7 @@ def test_chart_writes_a_png(invoke: Invoke, tmp_path: Path, sample_rows: list[li
 def test_demo_end_to_end_twice_then_the_reports(invoke: Invoke, tmp_path: Path) -> None:
     first = invoke("demo")
     assert first.exit_code == 0, first.output
-    assert "trades recorded" in first.output and "coverage" in first.output
+    assert "trades recorded" in first.output and "1 candle series" in first.output
     second = invoke("demo")
     assert second.exit_code == 0, second.output
     assert "already recorded" in second.output and "inserted 0" not in second.output

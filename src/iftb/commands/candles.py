@@ -1,5 +1,6 @@
-"""Candles: ``import-candles``, ``coverage``, ``gaps``, ``resample``, ``delete-candles``,
-``chart`` and ``partitions`` (``export-candles``: ``candle_export``)."""
+"""Candles: ``import-candles``, ``gaps``, ``resample``, ``delete-candles``,
+``chart`` and ``partitions`` (``export-candles``: ``candle_export``; ``inventory`` and
+``coverage``: ``catalog``)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from iftb.commands.common import (
 )
 from iftb.data.candle_files import FORMATS, CandleChunk
 from iftb.data.candle_import import ImportSummary, import_candle_file
-from iftb.data.storage import Gap, OHLCVBar, OHLCVRepository, SeriesCoverage
+from iftb.data.storage import Gap, OHLCVBar, OHLCVRepository
 from iftb.data.storage.repositories.market.candle_partitions import Partition
 
 app = typer.Typer()
@@ -121,61 +122,6 @@ def _progress() -> Progress:
         console=console,
         transient=False,
     )
-
-
-@app.command()
-def coverage(
-    symbol: Annotated[str | None, typer.Option(help="Only this symbol.")] = None,
-    price_type: Annotated[
-        str | None, typer.Option("--price-type", help="Only this price type.")
-    ] = None,
-    as_json: AsJson = False,
-    database_url: DatabaseUrl = None,
-) -> None:
-    """Every stored series: first and last candle, count, and how many are missing."""
-
-    async def work() -> list[SeriesCoverage]:
-        async with reading(database_url) as session:
-            repo = OHLCVRepository(session)
-            return await repo.get_coverage(symbol=symbol, price_type=price_type)
-
-    series = run(work)
-    if as_json:
-        console.print_json(json.dumps([_coverage_json(s) for s in series]))
-    else:
-        console.print(coverage_table(series) if series else "no candles stored")
-
-
-def coverage_table(series: list[SeriesCoverage]) -> Table:
-    table = folding_table(
-        "symbol", "exchange", "tf", "prices", "first", "last", "count", "missing", title="coverage"
-    )
-    for s in series:
-        table.add_row(
-            s.symbol,
-            s.exchange,
-            s.timeframe,
-            s.price_type,
-            when(s.first),
-            when(s.last),
-            f"{s.count:,}",
-            f"{s.missing:,}",
-        )
-    return table
-
-
-def _coverage_json(s: SeriesCoverage) -> dict[str, object]:
-    return {
-        "symbol": s.symbol,
-        "exchange": s.exchange,
-        "timeframe": s.timeframe,
-        "price_type": s.price_type,
-        "first": s.first.isoformat(),
-        "last": s.last.isoformat(),
-        "count": s.count,
-        "expected": s.expected,
-        "missing": s.missing,
-    }
 
 
 @app.command()

@@ -1,5 +1,6 @@
-"""The candle inventory: ``inventory`` (every stored series, from the catalog), and
-``catalog verify`` / ``catalog rebuild`` (checking and mending the catalog against the candles)."""
+"""The candle inventory: ``inventory`` (every stored series, from the catalog; ``coverage`` is
+its earlier name), and ``catalog verify`` / ``catalog rebuild`` (checking and mending the catalog
+against the candles)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from iftb.commands.common import (
     AsJson,
@@ -54,13 +56,17 @@ def inventory(
     series = run(work)
     if as_json:
         console.print_json(json.dumps([_inventory_json(s) for s in series]))
-        return
-    if not series:
-        console.print("no candles stored")
-        return
+    else:
+        console.print(inventory_table(series) if series else "no candles stored")
+
+
+app.command("coverage", help="The same listing as `inventory` (its earlier name).")(inventory)
+
+
+def inventory_table(series: list[SeriesInventory]) -> Table:
     table = folding_table(
-        "pair", "exchange", "timeframe", "type", "from", "to", "candles", "missing", "gaps",
-        title=f"{len(series):,} series",
+        "pair", "exchange", "tf", "type", "from", "to", "candles", "missing", "gaps",
+        title=f"{len(series):,} candle series",
     )  # fmt: skip
     for s in series:
         table.add_row(
@@ -74,7 +80,7 @@ def inventory(
             f"{s.missing:,}",
             f"{s.gaps:,}",
         )
-    console.print(table)
+    return table
 
 
 @catalog.command()
@@ -123,6 +129,7 @@ def _inventory_json(s: SeriesInventory) -> dict[str, object]:
         "first": s.first.isoformat(),
         "last": s.last.isoformat(),
         "count": s.count,
+        "expected": s.expected,
         "missing": s.missing,
         "gaps": s.gaps,
     }

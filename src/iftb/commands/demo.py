@@ -21,7 +21,8 @@ from rich.rule import Rule
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iftb.commands.audit import usage_table
-from iftb.commands.candles import coverage_table, gaps_table
+from iftb.commands.candles import gaps_table
+from iftb.commands.catalog import inventory_table
 from iftb.commands.common import DatabaseUrl, console, open_database, run
 from iftb.commands.journal import statistics_table
 from iftb.commands.scopes import comparison_table
@@ -325,7 +326,7 @@ async def _close(
 async def _report(manager: DatabaseManager, days: int) -> None:
     async with manager.get_session() as session:
         ohlcv = OHLCVRepository(session)
-        coverage = await ohlcv.get_coverage()
+        coverage = await ohlcv.get_inventory()
         gaps = await ohlcv.get_gaps(SYMBOL, TIMEFRAME, EXCHANGE)
         # the sample is history: widen the "last N days" windows to reach back to it
         window = (datetime.now(UTC) - coverage[0].last).days + days + 2 if coverage else days
@@ -339,7 +340,7 @@ async def _report(manager: DatabaseManager, days: int) -> None:
         compared = await ScopeRepository(session).compare(
             scopes, exchange=EXCHANGE, starting_balance=STARTING_BALANCE
         )
-    console.print(coverage_table(coverage))
+    console.print(inventory_table(coverage))
     console.print(gaps_table(gaps[:10], f"gaps in {SYMBOL} {TIMEFRAME} (the first 10)"))
     console.print(statistics_table(statistics, "statistics of the scripted session"))
     console.print(usage_table(usage, "model", "LLM usage of the scripted session"))

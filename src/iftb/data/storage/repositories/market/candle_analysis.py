@@ -16,6 +16,7 @@ from iftb.data.storage.repositories.market.candle_scans import CandleScans
 from iftb.data.storage.repositories.market.candle_sql import (
     PRICE_TYPE,
     SeriesKey,
+    key_filters,
     range_condition,
     resample_rows,
 )
@@ -114,18 +115,11 @@ class CandleAnalysis(CandleScans):
         """Every stored series (or those matching the filters) with its span, candle count,
         missing count and number of gaps, in key order: one read of the catalog."""
         series = CandleSeriesModel
-        statement = select(*series.__table__.columns).order_by(
-            series.symbol, series.exchange, series.timeframe, series.price_type
+        statement = (
+            select(*series.__table__.columns)
+            .where(*key_filters(series, symbol, timeframe, exchange, price_type))
+            .order_by(series.symbol, series.exchange, series.timeframe, series.price_type)
         )
-        code = None if timeframe is None else parse_timeframe(timeframe).code
-        kind = None if price_type is None else PRICE_TYPE(price_type).value
-        for column, value in zip(
-            (series.symbol, series.exchange, series.timeframe, series.price_type),
-            (symbol, exchange, code, kind),
-            strict=True,
-        ):
-            if value is not None:
-                statement = statement.where(column == value)
         return [
             SeriesInventory(
                 symbol=row.symbol,

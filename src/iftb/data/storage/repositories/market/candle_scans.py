@@ -12,8 +12,8 @@ from iftb.data.storage.models import OHLCVModel
 from iftb.data.storage.records import Gap, SeriesCoverage
 from iftb.data.storage.repositories.base import Repository
 from iftb.data.storage.repositories.market.candle_sql import (
-    PRICE_TYPE,
     gap_rows,
+    key_filters,
     series_condition,
 )
 from iftb.data.storage.repositories.market.catalog_upkeep import candle_gap
@@ -84,13 +84,10 @@ class CandleScans(Repository):
                 func.max(OHLCVModel.timestamp).label("last"),
                 func.count().label("stored"),
             )
+            .where(*key_filters(OHLCVModel, symbol, timeframe, exchange, price_type))
             .group_by(*series)
             .order_by(*series)
         )
-        kind = None if price_type is None else PRICE_TYPE(price_type).value
-        for column, value in zip(series, (symbol, exchange, timeframe, kind), strict=True):
-            if value is not None:
-                statement = statement.where(column == value)
         rows = await self._execute(statement)
         return [
             SeriesCoverage(

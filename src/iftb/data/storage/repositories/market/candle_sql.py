@@ -153,6 +153,26 @@ def series_condition(
     )
 
 
+def key_filters(
+    model: type[SeriesKeyColumns] | type[OHLCVModel],
+    symbol: str | None,
+    timeframe: str | None,
+    exchange: str | None,
+    price_type: str | None,
+) -> list[ColumnElement[bool]]:
+    """The series of ``model``'s table matching each part of the key that is given (an
+    inventory's filters)."""
+    code = None if timeframe is None else parse_timeframe(timeframe).code
+    kind = None if price_type is None else PRICE_TYPE(price_type).value
+    parts = (
+        (model.symbol, symbol),
+        (model.exchange, exchange),
+        (model.timeframe, code),
+        (model.price_type, kind),
+    )
+    return [column == value for column, value in parts if value is not None]
+
+
 def range_condition(
     symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str, price_type: str
 ) -> ColumnElement[bool]:

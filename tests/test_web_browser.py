@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, FloatRect, Page, async_playwright
 
 from iftb.data.storage import DatabaseManager
 from iftb.web import create_app
@@ -48,6 +48,7 @@ LLM_MODEL_FIELDS = ["model", "calls", "total_tokens", "estimated_cost", "p95_lat
 SERIES_FIELDS = ["symbol", "exchange", "timeframe", "price_type", "first", "last"]
 SERIES_FIELDS += ["count", "missing", "gaps"]
 CHARTS = ("equity", "daily", "candles")
+REFUSED_CLIP: FloatRect = {"x": 0, "y": 0, "width": 1400, "height": 160}
 HOSTILE = '<img src=x onerror="document.body.dataset.injected=1"> & <script>alert(1)</script>'
 """An event message that would run if the page wrote it as markup."""
 
@@ -291,6 +292,6 @@ async def test_screenshots(page: tuple[Page, Watch], served: Served, tmp_path: P
     await tab.evaluate("sessionStorage.clear()")
     await tab.goto(f"{base}/{QUIET}#token=not-the-token-0123456789")
     await assert_refused(tab)
-    await tab.screenshot(path=folder / "dashboard-refused.png")
+    await tab.screenshot(path=folder / "dashboard-refused.png", clip=REFUSED_CLIP)
     for name in ("overview", "candles", "refused"):
         assert (folder / f"dashboard-{name}.png").stat().st_size > 0

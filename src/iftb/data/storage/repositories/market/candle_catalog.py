@@ -16,7 +16,7 @@ from iftb.data.storage.market_models import CandleGapModel, CandleSeriesModel
 from iftb.data.storage.records import Gap, SeriesCoverage
 from iftb.data.storage.repositories.base import Repository
 from iftb.data.storage.repositories.market.candle_sql import SeriesKey
-from iftb.data.storage.repositories.market.catalog_upkeep import lock_series, refresh
+from iftb.data.storage.repositories.market.catalog_upkeep import lock_every_series, refresh
 from iftb.data.storage.repositories.market.ohlcv import OHLCVRepository
 
 
@@ -73,20 +73,15 @@ class CandleCatalogRepository(Repository):
 
     async def rebuild(self) -> int:
         """Recompute the whole catalog from the candles, in this unit of work; returns how many
-        series it holds. Writers of candles wait meanwhile (each series is locked)."""
+        series it holds. Writers of candles wait until it is committed."""
         candles = OHLCVRepository(self.session)
         with translated_errors():
             async with self.session.begin_nested():
                 connection = await self.session.connection()
-                listed = {_key(entry) for entry in await candles.get_inventory()}
+                await lock_every_series(connection)
                 stored = {_key(entry): entry for entry in await candles.scan_coverage()}
-                keys = listed | stored.keys()
-                await lock_series(connection, keys)
-                for key in sorted(keys):  # rows of series written since are right: left alone
-                    await connection.execute(delete(CandleGapModel).where(key.of(CandleGapModel)))
-                    await connection.execute(
-                        delete(CandleSeriesModel).where(key.of(CandleSeriesModel))
-                    )
+                await connection.execute(delete(CandleGapModel))
+                await connection.execute(delete(CandleSeriesModel))
                 await refresh(connection, {key: (e.first, e.last) for key, e in stored.items()})
         return len(stored)
 

@@ -1,28 +1,38 @@
 """Keeps the candle catalog exact in the unit of work that changes candles (migration 0010).
 
-Every path that writes or deletes candles locks the series it touches (sorted, so two writers
-cannot deadlock), changes the candles, then refreshes only what that change can have moved:
-the series' bounds (four index seeks) and the runs of missing candles between the stored candles
-on either side of the span it touched (one range of the key index). The cost follows the batch,
-not the series. Writers of different series never wait for each other on PostgreSQL; SQLite has
-one writer at a time anyway (a write unit holds the database's write lock).
+Every path that writes or deletes candles locks the series it touches (in key order, so two
+writers cannot deadlock) and updates only what the change can have moved: the series' bounds and
+the runs of missing candles between the stored candles on either side of the span it touched.
+The cost follows the batch, not the series.
+
+- A write (``changing``) refreshes after the candles are written: four seeks on the key index,
+  then the gaps of that stretch (an index-only count tells a full stretch, the usual append or
+  backfill, without scanning it).
+- A delete (``deleting``) reads the same seeks before the candles go, since afterwards the gap
+  between the neighbours of the span is simply one gap. On Citus this also matters: the
+  retention function deletes as another role, after which this transaction may not read the
+  candles again.
+
+On PostgreSQL the locks are transaction-scoped advisory locks: writers of different series never
+wait for each other; a purge or a rebuild (``lock_every_series``) waits for every writer and holds
+them off. On SQLite the write unit already holds the database's one write lock.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Select,
     Text,
-    bindparam,
     delete,
     func,
     insert,
+    literal,
     select,
     update,
 )
@@ -37,7 +47,21 @@ from iftb.data.storage.timeframes import Timeframe, parse_timeframe
 Span = tuple[datetime, datetime]
 """The first and last open time a change touched, inclusive."""
 
-_LOCK = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key", type_=Text), 0)))
+_EVERY_SERIES = "iftb-candles"
+"""Held shared by every candle writer, exclusively by a purge or a rebuild."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Bounds:
+    """A series around a touched span: the stored candles just before and after it, the
+    series' first and last candle once the change is done, and what the catalog held."""
+
+    before: datetime | None
+    after: datetime | None
+    first: datetime | None
+    last: datetime | None
+    missing: int | None
+    gaps: int | None
 
 
 def spans_of(bars: Iterable[OHLCVBar]) -> dict[SeriesKey, Span]:
@@ -57,11 +81,66 @@ def spans_of(bars: Iterable[OHLCVBar]) -> dict[SeriesKey, Span]:
 async def changing(
     connection: AsyncConnection, spans: Mapping[SeriesKey, Span]
 ) -> AsyncIterator[None]:
-    """Around a change of the candles of ``spans``: lock the series, then refresh the catalog
-    in the same transaction."""
+    """Around a write of candles in ``spans``: lock the series, then refresh the catalog."""
     await lock_series(connection, spans)
     yield
     await refresh(connection, spans)
+
+
+async def refresh(connection: AsyncConnection, spans: Mapping[SeriesKey, Span]) -> None:
+    """Bring the catalog up to date after candles of ``spans`` were written."""
+    for key in sorted(spans):
+        touched_from, touched_to = spans[key]
+        bounds = await _read_bounds(connection, key, touched_from, touched_to, deleting=False)
+        tf = parse_timeframe(key.timeframe)
+        found: list[Gap] = []
+        if bounds.first is not None and bounds.last is not None:
+            scan_from = bounds.before if bounds.before is not None else bounds.first
+            scan_to = bounds.after if bounds.after is not None else bounds.last
+            found = await _gaps_between(connection, key, tf, scan_from, scan_to)
+        await _settle(connection, key, tf, bounds, found)
+
+
+@asynccontextmanager
+async def deleting(
+    connection: AsyncConnection, spans: Mapping[SeriesKey, Span]
+) -> AsyncIterator[None]:
+    """Around a delete of every candle of ``spans``: lock the series and read their bounds,
+    then settle the catalog without reading the candles again."""
+    await lock_series(connection, spans)
+    plans = {
+        key: await _read_bounds(connection, key, *spans[key], deleting=True)
+        for key in sorted(spans)
+    }
+    yield
+    for key, bounds in plans.items():
+        tf = parse_timeframe(key.timeframe)
+        found = []
+        if bounds.before is not None and bounds.after is not None:
+            first, last = tf.shift(bounds.before, 1), tf.shift(bounds.after, -1)
+            found = [candle_gap(tf, first, last)] if first <= last else []
+        await _settle(connection, key, tf, bounds, found)
+
+
+async def lock_series(connection: AsyncConnection, keys: Iterable[SeriesKey]) -> None:
+    """Serialise the writers of these series until the transaction ends."""
+    if connection.dialect.name != "postgresql":
+        return
+    names = [_EVERY_SERIES] + [key.lock_name for key in sorted(set(keys))]
+    locks = [
+        (func.pg_advisory_xact_lock_shared if n == 0 else func.pg_advisory_xact_lock)(
+            func.hashtextextended(literal(name, Text), 0)
+        )
+        for n, name in enumerate(names)
+    ]
+    await connection.execute(select(*locks))  # taken left to right
+
+
+async def lock_every_series(connection: AsyncConnection) -> None:
+    """Wait for every candle writer, and hold new ones off, until the transaction ends."""
+    if connection.dialect.name == "postgresql":
+        name = literal(_EVERY_SERIES, Text)
+        await connection.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(name, 0))))
 
 
 async def series_opening_by(connection: AsyncConnection, moment: datetime) -> dict[SeriesKey, Span]:
@@ -80,58 +159,65 @@ async def series_opening_by(connection: AsyncConnection, moment: datetime) -> di
     return {SeriesKey(*row[:4]): (row.first_open, moment) for row in rows}
 
 
-async def lock_series(connection: AsyncConnection, keys: Iterable[SeriesKey]) -> None:
-    """Serialise the writers of these series until the transaction ends: a transaction-scoped
-    advisory lock per series on PostgreSQL, taken in key order; on SQLite the write unit
-    already holds the database's one write lock."""
-    if connection.dialect.name != "postgresql":
-        return
-    for key in sorted(set(keys)):
-        await connection.execute(_LOCK, {"key": key.lock_name})
+async def _read_bounds(
+    connection: AsyncConnection,
+    key: SeriesKey,
+    touched_from: datetime,
+    touched_to: datetime,
+    *,
+    deleting: bool,
+) -> _Bounds:
+    """Four seeks on the key index and the catalog's row, in one statement. When the span is
+    about to be deleted, the first and last candle are those outside it."""
+    stamp = OHLCVModel.timestamp
+    series = key.of(OHLCVModel)
+    catalog = key.of(CandleSeriesModel)
+
+    def seek(extreme: ColumnElement[Any], *where: ColumnElement[bool]) -> ColumnElement[Any]:
+        return select(extreme).where(series, *where).scalar_subquery()
+
+    below, above = (stamp < touched_from,), (stamp > touched_to,)
+    row = (
+        await connection.execute(
+            select(
+                seek(func.max(stamp), *below).label("before"),
+                seek(func.min(stamp), *above).label("after"),
+                seek(func.min(stamp), *(below if deleting else ())).label("first"),
+                seek(func.max(stamp), *(above if deleting else ())).label("last"),
+                select(CandleSeriesModel.missing_count).where(catalog).scalar_subquery(),
+                select(CandleSeriesModel.gap_count).where(catalog).scalar_subquery(),
+            )
+        )
+    ).one()
+    before, after, first, last, missing, gaps = row
+    if deleting:  # what is left: the kept candles on one side, else the other side's
+        first = first if first is not None else after
+        last = last if last is not None else before
+    return _Bounds(before, after, first, last, missing, gaps)
 
 
-async def refresh(connection: AsyncConnection, spans: Mapping[SeriesKey, Span]) -> None:
-    """Bring the catalog up to date after candles of ``spans`` changed (locked beforehand)."""
-    for key in sorted(spans):
-        await _refresh_series(connection, key, *spans[key])
-
-
-async def _refresh_series(
-    connection: AsyncConnection, key: SeriesKey, touched_from: datetime, touched_to: datetime
+async def _settle(
+    connection: AsyncConnection, key: SeriesKey, tf: Timeframe, bounds: _Bounds, found: list[Gap]
 ) -> None:
-    tf = parse_timeframe(key.timeframe)
-    bounds = (await connection.execute(_bounds(key, touched_from, touched_to))).one()
-    if bounds.first is None:  # the series has no candle left
+    """Replace the gaps between the span's neighbours by ``found`` and update the series' row
+    from the difference (or remove the series when no candle is left)."""
+    if bounds.first is None or bounds.last is None:
         await connection.execute(delete(CandleSeriesModel).where(key.of(CandleSeriesModel)))
         await connection.execute(delete(CandleGapModel).where(key.of(CandleGapModel)))
         return
-    # Runs of missing candles can only have changed between the stored candles on either side
-    # of the touched span (or the series' ends).
-    scan_from = bounds.before if bounds.before is not None else bounds.first
-    scan_to = bounds.after if bounds.after is not None else bounds.last
     stale = delete(CandleGapModel).where(key.of(CandleGapModel))
     if bounds.before is not None:
         stale = stale.where(CandleGapModel.first_missing > bounds.before)
     if bounds.after is not None:
         stale = stale.where(CandleGapModel.first_missing < bounds.after)
     removed = (await connection.execute(stale.returning(CandleGapModel.missing))).scalars().all()
-    found = await _gaps_between(connection, key, tf, scan_from, scan_to)
     if found:
-        await connection.execute(
-            insert(CandleGapModel),
-            [
-                {
-                    "symbol": key.symbol,
-                    "exchange": key.exchange,
-                    "timeframe": key.timeframe,
-                    "price_type": key.price_type,
-                    "first_missing": gap.start,
-                    "last_missing": gap.end,
-                    "missing": gap.missing,
-                }
-                for gap in found
-            ],
-        )
+        rows = [
+            _key_values(key)
+            | {"first_missing": g.start, "last_missing": g.end, "missing": g.missing}
+            for g in found
+        ]
+        await connection.execute(insert(CandleGapModel), rows)
     missing = (bounds.missing or 0) - sum(removed) + sum(gap.missing for gap in found)
     values = {
         "first_open": bounds.first,
@@ -146,26 +232,6 @@ async def _refresh_series(
         await connection.execute(
             update(CandleSeriesModel).where(key.of(CandleSeriesModel)).values(**values)
         )
-
-
-def _bounds(key: SeriesKey, touched_from: datetime, touched_to: datetime) -> Select[Any]:
-    """One row: the stored candles just before and after the span, the series' first and last
-    candle (four seeks on the key index), and what the catalog held of the series."""
-    stamp = OHLCVModel.timestamp
-    series = key.of(OHLCVModel)
-    catalog = key.of(CandleSeriesModel)
-
-    def seek(extreme: ColumnElement[Any], *where: ColumnElement[bool]) -> ColumnElement[Any]:
-        return select(extreme).where(series, *where).scalar_subquery()
-
-    return select(
-        seek(func.max(stamp), stamp < touched_from).label("before"),
-        seek(func.min(stamp), stamp > touched_to).label("after"),
-        seek(func.min(stamp)).label("first"),
-        seek(func.max(stamp)).label("last"),
-        select(CandleSeriesModel.missing_count).where(catalog).scalar_subquery().label("missing"),
-        select(CandleSeriesModel.gap_count).where(catalog).scalar_subquery().label("gaps"),
-    )
 
 
 async def _gaps_between(
@@ -191,7 +257,7 @@ def candle_gap(tf: Timeframe, first: datetime, last: datetime) -> Gap:
     return Gap(start=first, end=last, missing=tf.count_between(first, last))
 
 
-def _key_values(key: SeriesKey) -> dict[str, str]:
+def _key_values(key: SeriesKey) -> dict[str, Any]:
     return {
         "symbol": key.symbol,
         "exchange": key.exchange,

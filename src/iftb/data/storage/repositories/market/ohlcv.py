@@ -42,7 +42,8 @@ from iftb.data.storage.repositories.market.candle_sql import (
 )
 from iftb.data.storage.repositories.market.catalog_upkeep import (
     changing,
-    lock_series,
+    deleting,
+    lock_every_series,
     series_opening_by,
     spans_of,
 )
@@ -303,20 +304,16 @@ class OHLCVRepository(CandleAnalysis):
         with translated_errors():
             async with self._session.begin_nested():
                 connection = await self._session.connection()
-                spans = (
-                    {series: rows}
-                    if series is not None
-                    else await series_opening_by(connection, rows[1])
-                )
-                async with changing(connection, spans):
+                if series is None:  # every series: wait for their writers, hold new ones off
+                    await lock_every_series(connection)
+                    spans = await series_opening_by(connection, rows[1])
+                else:
+                    spans = {series: rows}
+                async with deleting(connection, spans):
                     if self.dialect == "sqlite":
                         deleted = int((await connection.execute(statement)).rowcount)
                     else:
                         deleted = await delete_candles(connection, rows, partitions_to, series)
-                    if series is None:  # series whose first candles committed since the read
-                        late = await series_opening_by(connection, rows[1])
-                        await lock_series(connection, late.keys() - spans.keys())
-                        spans |= late
                 return deleted
 
     # --- internals -------------------------------------------------------------------------

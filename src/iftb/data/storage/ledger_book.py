@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from iftb.data.storage.enums import (
@@ -30,21 +31,23 @@ from iftb.data.storage.ledger_records import Fill, FundingPayment, Order
 def order_progress(order: Order, fills: Sequence[Fill]) -> dict[str, Any]:
     """The order's filled quantity, average fill price and status with ``fills`` (all of its
     fills); fills adding up to more than the order are refused."""
-    filled = sum((fill.quantity for fill in fills), Decimal(0))
+    filled, cost = Decimal(0), Decimal(0)
+    for fill in fills:
+        filled += fill.quantity
+        cost += fill.price * fill.quantity
     if filled > order.quantity:
         raise ValidationError(
             f"quantity: the fills of order {order.client_order_id!r} add up to {filled}, "
             f"more than its quantity {order.quantity}",
             field="quantity",
         )
-    status = OrderStatus(order.status)
+    status = order.status
     if status not in FINAL_ORDER_STATUSES and filled:
         status = OrderStatus.FILLED if filled == order.quantity else OrderStatus.PARTIALLY_FILLED
-    cost = sum((fill.price * fill.quantity for fill in fills), Decimal(0))
     return {
         "filled_quantity": filled,
         "average_fill_price": (cost / filled).quantize(MONEY) if filled else None,
-        "status": status.value,
+        "status": str(status),  # the value (a StrEnum's str), cheaper than OrderStatus(...).value
     }
 
 
@@ -157,6 +160,10 @@ def position_status(figures: TradeFigures, latest_entry: datetime) -> PositionSt
     return PositionStatus.LIQUIDATED if figures.liquidated else PositionStatus.CLOSED
 
 
+_TIME_ORDER = attrgetter("filled_at", "exchange_fill_id")
+"""Fills in time order, ties by exchange fill id."""
+
+
 @dataclass
 class SeriesBook:
     """Everything of one series, by natural key: orders by client order id, fills by exchange
@@ -169,7 +176,7 @@ class SeriesBook:
     def fills_by_order(self) -> dict[str, list[Fill]]:
         """Each known order's fills, in time order (fills still waiting for theirs left out)."""
         mine: dict[str, list[Fill]] = defaultdict(list)
-        for fill in sorted(self.fills.values(), key=lambda f: (f.filled_at, f.exchange_fill_id)):
+        for fill in sorted(self.fills.values(), key=_TIME_ORDER):
             if fill.client_order_id in self.orders:
                 mine[fill.client_order_id].append(fill)
         return mine

@@ -135,7 +135,7 @@ async def check(db: DatabaseManager, model: Model, window: tuple[int, int]) -> N
 
 SERIES_INDEX = st.integers(min_value=0, max_value=len(SERIES) - 1)
 NUMBERS = st.lists(st.integers(min_value=0, max_value=SPAN - 1), min_size=1, max_size=40)
-RUN = st.tuples(st.integers(0, SPAN - 1), st.integers(1, 60))
+RUN = st.tuples(st.integers(0, SPAN - 1), st.one_of(st.integers(1, 3), st.integers(1, 60)))
 STEP = st.one_of(
     st.tuples(st.just("insert"), SERIES_INDEX, NUMBERS),
     st.tuples(st.just("upsert"), SERIES_INDEX, NUMBERS),
@@ -208,7 +208,7 @@ async def empty_candles(db: DatabaseManager) -> None:
 
 
 @settings(
-    max_examples=6 if on_citus() else 25,
+    max_examples=6 if on_citus() else 40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -234,6 +234,18 @@ async def test_a_refused_batch_leaves_the_catalog_as_it_was(db: DatabaseManager)
         async with db.get_session() as session:
             await OHLCVRepository(session).insert_many(series.bars([2, 3, 5]))
     await check(db, model, (0, 10))
+
+
+async def test_deletes_inside_a_series_leave_one_gap_between_its_neighbours(
+    db: DatabaseManager,
+) -> None:
+    model = Model()
+    await apply(db, model, ("run", 2, (0, 20)))
+    for step in (("delete", 2, (5, 1)), ("delete", 2, (9, 3)), ("delete", 2, (6, 2))):
+        await apply(db, model, step)  # one candle, then three, then bridging two gaps
+        await check(db, model, (0, 19))
+    await apply(db, model, ("delete", 2, (0, 5)))  # the first ones: the series starts later
+    await check(db, model, (0, 19))
 
 
 async def test_gaps_of_windows_beyond_and_inside_a_series(db: DatabaseManager) -> None:

@@ -2,7 +2,7 @@
 endpoint, as a browser meets them — over HTTP, from a real ``iftb-db serve`` process (uvicorn),
 one request at a time on a kept-alive connection, after a warm-up — on SQLite and PostgreSQL.
 
-    .venv/bin/python -m benchmarks.bench_web [--requests 200] [--backends sqlite,postgresql]
+    .venv/bin/python -m benchmarks.bench_web [--requests 200] [--budget 60] [--backends ...]
 
 The database (benchmarks/web_data.py: 5M candles over 50 series, a backtest run of 100k
 trades) is built on the first run and kept under /tmp/iftb-bench-web. The target is a p95 under
@@ -39,7 +39,17 @@ from iftb.data.storage import Scope
 HEADING = "## Dashboard"
 TARGET_MS = 100.0
 WARM_UP = 20
+WARM_UP_SECONDS = 15.0
+"""The warm-up stops early past this (an endpoint of seconds needs no 20 rounds of it)."""
 STARTUP_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much to time: ``requests`` per endpoint, fewer past ``budget`` seconds."""
+
+    requests: int
+    budget: float
 
 
 @dataclass
@@ -119,33 +129,39 @@ def serving(url: str, backend: str) -> Iterator[tuple[str, str]]:
             process.wait(timeout=30)
 
 
-def measure(built: web_data.Built, requests: int, backend: str) -> BackendLatency:
+def measure(built: web_data.Built, plan: Plan, backend: str) -> BackendLatency:
     """Every endpoint's latencies from a server over the built database."""
     with serving(built.url, backend) as (base, token):
-        result = asyncio.run(_measure_endpoints(base, token, built.scope, requests, backend))
+        result = asyncio.run(_measure_endpoints(base, token, built.scope, plan, backend))
         result.extra_lines = browser_first_render(base, token, backend)
     result.build_seconds = built.build_seconds
     return result
 
 
 async def _measure_endpoints(
-    base: str, token: str, scope: Scope, requests: int, backend: str
+    base: str, token: str, scope: Scope, plan: Plan, backend: str
 ) -> BackendLatency:
     result = BackendLatency(backend)
     async with httpx.AsyncClient(
         base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
     ) as client:
         for label, path in endpoints(scope):
-            result.latencies[label] = await _time(client, path, requests)
+            result.latencies[label] = await _time(client, path, plan.requests, plan.budget)
             log(f"{backend}: {label}: p95 {percentile(result.latencies[label], 95):.1f} ms")
     return result
 
 
-async def _time(client: httpx.AsyncClient, path: str, requests: int) -> list[float]:
+async def _time(client: httpx.AsyncClient, path: str, requests: int, budget: float) -> list[float]:
+    """``requests`` timed requests, fewer when they would outlast ``budget`` seconds (an
+    endpoint of seconds per request; the report gives each endpoint's count)."""
+    warm_until = time.monotonic() + WARM_UP_SECONDS
     for _ in range(WARM_UP):
         (await client.get(path)).raise_for_status()
-    timings = []
-    for _ in range(requests):
+        if time.monotonic() > warm_until:
+            break
+    timings: list[float] = []
+    until = time.monotonic() + budget
+    while len(timings) < requests and (not timings or time.monotonic() < until):
         began = time.perf_counter()
         response = await client.get(path)
         timings.append((time.perf_counter() - began) * 1000)
@@ -174,17 +190,18 @@ def percentile(values: Sequence[float], rank: int) -> float:
     return ordered[max(0, math.ceil(rank / 100 * len(ordered)) - 1)]
 
 
-def section(results: Sequence[BackendLatency], provenance: str, requests: int) -> list[str]:
+def section(results: Sequence[BackendLatency], provenance: str, plan: Plan) -> list[str]:
     """The report's Dashboard section."""
     header = "| Endpoint |" + "".join(
-        f" {TITLES[r.backend]} p50 ms | {TITLES[r.backend]} p95 ms |" for r in results
+        f" {TITLES[r.backend]} p50 ms | {TITLES[r.backend]} p95 ms | n |" for r in results
     )
     lines = [
         HEADING,
         "",
         f"Latency of each API endpoint over HTTP from a real `iftb-db serve` (uvicorn, one "
-        f"process), one request at a time on a kept-alive connection: {requests} timed "
-        f"requests per endpoint after {WARM_UP} of warm-up, on a database of "
+        f"process), one request at a time on a kept-alive connection: {plan.requests} timed "
+        f"requests per endpoint (n: fewer where they would have outlasted {plan.budget:.0f} s) "
+        f"after {WARM_UP} of warm-up (fewer past {WARM_UP_SECONDS:.0f} s), on a database of "
         f"{web_data.SERIES * web_data.CANDLES_PER_SERIES:,} candles over {web_data.SERIES} "
         f"series (1m) and a backtest run of {web_data.TRADES:,} trades with "
         f"{web_data.DAYS} daily rows, {web_data.EVENTS:,} events and "
@@ -192,7 +209,7 @@ def section(results: Sequence[BackendLatency], provenance: str, requests: int) -
         f"{TARGET_MS:.0f} ms for every endpoint.",
         "",
         header,
-        "|---|" + "---:|---:|" * len(results),
+        "|---|" + "---:|---:|---:|" * len(results),
     ]
     for label in results[0].latencies:
         cells = []
@@ -200,7 +217,7 @@ def section(results: Sequence[BackendLatency], provenance: str, requests: int) -
             timings = result.latencies[label]
             p95 = percentile(timings, 95)
             mark = f"**{p95:.1f}**" if p95 >= TARGET_MS else f"{p95:.1f}"
-            cells.append(f" {percentile(timings, 50):.1f} | {mark} |")
+            cells.append(f" {percentile(timings, 50):.1f} | {mark} | {len(timings)} |")
         lines.append(f"| {label} |" + "".join(cells))
     lines.append("")
     for result in results:
@@ -228,14 +245,18 @@ def section(results: Sequence[BackendLatency], provenance: str, requests: int) -
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_web", description=__doc__)
     parser.add_argument("--requests", type=int, default=200, help="timed requests per endpoint")
+    parser.add_argument(
+        "--budget", type=float, default=60.0, help="seconds of timed requests per endpoint, at most"
+    )
     parser.add_argument("--backends", default="sqlite,postgresql", help="sqlite,postgresql")
     parser.add_argument("--no-write", action="store_true", help="print the section only")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     backends = [name.strip() for name in args.backends.split(",") if name.strip()]
     if not backends or set(backends) - set(TITLES):
         parser.error("--backends: expected a subset of sqlite,postgresql")
-    if args.requests < 1:
-        parser.error("--requests: at least 1")
+    if args.requests < 1 or args.budget <= 0:
+        parser.error("--requests: at least 1; --budget: more than 0")
+    plan = Plan(args.requests, args.budget)
     given = sys.argv[1:] if argv is None else list(argv)
     command = " ".join([".venv/bin/python", "-m", "benchmarks.bench_web", *given])
     load_at_start, began, started = load_average(), time.perf_counter(), datetime.now(UTC)
@@ -244,12 +265,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for backend in backends:
         if backend == "sqlite":
             built = web_data.sqlite_database()
-            results.append(_measured(built, args.requests, backend))
+            results.append(_measured(built, plan, backend))
             versions.append(f"SQLite {_sqlite_version()}")
             continue
         with web_data.postgres_cluster() as server:
             built = web_data.postgres_database(server)
-            results.append(_measured(built, args.requests, backend))
+            results.append(_measured(built, plan, backend))
             versions.append(f"PostgreSQL {asyncio.run(_server_version(built.url))}")
     machine = describe()
     provenance = (
@@ -260,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{', '.join(versions)}; load average {load_at_start} at start, {load_average()} at "
         f"end; library commit {machine['Library commit']}."
     )
-    lines = section(results, provenance, args.requests)
+    lines = section(results, provenance, plan)
     print("\n".join(lines))
     if not args.no_write:
         document = DEFAULT_OUTPUT.read_text(encoding="utf-8")
@@ -269,10 +290,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _measured(built: web_data.Built, requests: int, backend: str) -> BackendLatency:
+def _measured(built: web_data.Built, plan: Plan, backend: str) -> BackendLatency:
     if built.build_seconds is not None:
         log(f"{backend}: database built in {built.build_seconds:.0f} s")
-    return measure(built, requests, backend)
+    return measure(built, plan, backend)
 
 
 def _sqlite_version() -> str:

@@ -17,7 +17,11 @@ from typing import IO
 import httpx
 import psutil
 import pytest
+from typer.testing import CliRunner
 
+from iftb.cli import app
+from iftb.config import get_settings
+from tests.support.cli_results import ok, refused
 from tests.support.web_demo import build_demo
 
 STARTUP_SECONDS = 60
@@ -116,3 +120,19 @@ def _drain(lines: queue.Queue[str]) -> list[str]:
     while not lines.empty():
         drained.append(lines.get_nowait())
     return drained
+
+
+@pytest.mark.sqlite_only
+def test_a_short_configured_token_stops_only_the_server(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IFTB_WEB_TOKEN", "short")
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        served = runner.invoke(app, ["serve", "--database-url", database_url])
+        refused(served, "IFTB_WEB_TOKEN: at least 16 characters")
+        assert "short" not in served.output.replace("IFTB_WEB_TOKEN", "")
+        ok(runner.invoke(app, ["scopes", "--database-url", database_url]))
+    finally:
+        get_settings.cache_clear()

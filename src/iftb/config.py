@@ -125,7 +125,8 @@ class WebSettings(BaseSettings):
 
     model_config = SettingsConfigDict(**_ENV, env_prefix="IFTB_WEB_")
 
-    token: SecretStr | None = Field(default=None, min_length=16)
+    # checked by the server (at least 16 characters), so that a bad one stops only the server
+    token: SecretStr | None = None
 
 
 class Settings(BaseSettings):

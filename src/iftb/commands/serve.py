@@ -31,7 +31,7 @@ def serve(
         import uvicorn
 
         from iftb.web import create_app
-        from iftb.web.auth import new_token
+        from iftb.web.auth import MIN_TOKEN_LENGTH, new_token
     except ImportError:
         fail("the dashboard needs the 'web' extra: pip install 'iftb[web]'")
     try:
@@ -40,6 +40,8 @@ def serve(
     except ConfigError as exc:
         fail(str(exc))
     token = configured.get_secret_value() if configured is not None else new_token()
+    if len(token) < MIN_TOKEN_LENGTH:
+        fail(f"IFTB_WEB_TOKEN: at least {MIN_TOKEN_LENGTH} characters (secrets.token_urlsafe(32))")
     shown = f"[{host}]" if ":" in host else host
     address = f"http://{shown}:{port}/"
     if configured is None:

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from iftb.data.storage import DatabaseManager
 from iftb.web.api import ROUTERS
-from iftb.web.auth import require_token
+from iftb.web.auth import MIN_TOKEN_LENGTH, require_token
 from iftb.web.deps import KnownScopes
 from iftb.web.errors import install_error_handlers
 
@@ -28,8 +28,8 @@ def create_app(database: DatabaseManager, *, token: str | SecretStr) -> FastAPI:
     a caller driving it directly (tests) connects it first.
     """
     secret = token.get_secret_value() if isinstance(token, SecretStr) else token
-    if len(secret) < 16:
-        raise ValueError("token: at least 16 characters")
+    if len(secret) < MIN_TOKEN_LENGTH:
+        raise ValueError(f"token: at least {MIN_TOKEN_LENGTH} characters")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

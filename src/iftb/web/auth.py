@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+MIN_TOKEN_LENGTH = 16
 _bearer = HTTPBearer(auto_error=False, description="The token `iftb-db serve` printed or read")
 
 

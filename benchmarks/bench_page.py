@@ -1,7 +1,8 @@
 """The dashboard page's time to first render in a real browser: headless Chromium (Debian's, as
 the browser test drives it) opens the page against a running server N times, each in a fresh
-browser context (nothing cached, as a first visit), and the time from navigation start to the
-page's ``performance.mark("iftb-first-render")`` — set once its first data is drawn — is taken.
+browser context (nothing cached, as a first visit), and takes the time from navigation start to
+the page's marks: ``iftb-first-render`` when its first figure is drawn (each section is drawn as
+soon as its answer comes), ``iftb-complete-render`` when every figure is.
 
     .venv/bin/python -m benchmarks.bench_page --url http://127.0.0.1:8765 --token T [--opens 20]
 
@@ -30,34 +31,44 @@ OPENS = 20
 RENDER_TIMEOUT_MS = 120_000
 VIEWPORT: ViewportSize = {"width": 1400, "height": 900}
 RENDER_JS = """() => {
-    const [mark] = performance.getEntriesByName("iftb-first-render");
+    const [first] = performance.getEntriesByName("iftb-first-render");
+    const [complete] = performance.getEntriesByName("iftb-complete-render");
     const api = performance.getEntriesByType("resource").filter(
         (entry) => new URL(entry.name).pathname.startsWith("/api/")
-            && entry.startTime < mark.startTime
+            && entry.startTime < complete.startTime
     );
-    const first = Math.min(...api.map((entry) => entry.startTime));
-    const last = Math.max(...api.map((entry) => entry.responseEnd));
-    return [mark.startTime, api.length ? last - first : 0];
+    const sent = Math.min(...api.map((entry) => entry.startTime));
+    const answered = Math.max(...api.map((entry) => entry.responseEnd));
+    return [first.startTime, complete.startTime, api.length ? answered - sent : 0];
 }"""
-"""Milliseconds from navigation start to the first render, and the span of the API requests
-made before it."""
+"""Milliseconds from navigation start to the first figure drawn and to the last, and the span of
+the API requests made before the last."""
+
+
+@dataclass(frozen=True)
+class Render:
+    """One open of the page, in milliseconds from navigation start."""
+
+    first: float
+    complete: float
+    api_span: float
 
 
 @dataclass(frozen=True)
 class FirstRenders:
-    """The opens' times to first render and their API spans, in milliseconds."""
+    """The opens of the page in one browser."""
 
     browser: str
-    render_ms: list[float]
-    api_ms: list[float]
+    opens: list[Render]
 
-    @property
-    def median_ms(self) -> float:
-        return statistics.median(self.render_ms)
+    def times(self, name: str) -> list[float]:
+        return [float(getattr(render, name)) for render in self.opens]
 
-    @property
-    def median_api_ms(self) -> float:
-        return statistics.median(self.api_ms)
+    def median(self, name: str) -> float:
+        return statistics.median(self.times(name))
+
+    def spread(self, name: str) -> str:
+        return f"min {min(self.times(name)):.0f}, max {max(self.times(name)):.0f}"
 
 
 def time_first_renders(base_url: str, token: str, opens: int = OPENS) -> FirstRenders:
@@ -67,23 +78,19 @@ def time_first_renders(base_url: str, token: str, opens: int = OPENS) -> FirstRe
         try:
             _open_once(browser, base_url, token)  # warm-up: the browser process's own start
             timed = [_open_once(browser, base_url, token) for _ in range(opens)]
-            return FirstRenders(
-                browser=f"Chromium {browser.version}",
-                render_ms=[render for render, _ in timed],
-                api_ms=[api for _, api in timed],
-            )
+            return FirstRenders(f"Chromium {browser.version}", timed)
         finally:
             browser.close()
 
 
-def _open_once(browser: Browser, base_url: str, token: str) -> tuple[float, float]:
+def _open_once(browser: Browser, base_url: str, token: str) -> Render:
     context = browser.new_context(viewport=VIEWPORT)
     try:
         page = context.new_page()
         page.goto(f"{base_url}/?refresh=0#token={token}")
         page.wait_for_selector("body[data-rendered=true]", timeout=RENDER_TIMEOUT_MS)
-        render, api = page.evaluate(RENDER_JS)
-        return float(render), float(api)
+        first, complete, api_span = page.evaluate(RENDER_JS)
+        return Render(float(first), float(complete), float(api_span))
     finally:
         context.close()
 
@@ -95,12 +102,12 @@ def first_render_lines(base_url: str, token: str, backend: str, opens: int = OPE
         return [f"- {title}: the page's time to first render was not measured (no {CHROMIUM})."]
     found = time_first_renders(base_url, token, opens)
     return [
-        f"- {title}: the page's time to first render in headless {found.browser}: median "
-        f"{found.median_ms:.0f} ms (min {min(found.render_ms):.0f}, max "
-        f"{max(found.render_ms):.0f}) over {opens} opens, each in a fresh browser context "
-        f"(nothing cached), from navigation start to `performance.mark('iftb-first-render')` "
-        f"after the first data is drawn; of which the page's API requests span "
-        f"{found.median_api_ms:.0f} ms (median)."
+        f"- {title}: the page in headless {found.browser}, {opens} opens each in a fresh browser "
+        f"context (nothing cached), from navigation start: first figure drawn after "
+        f"{found.median('first'):.0f} ms median ({found.spread('first')}), every figure after "
+        f"{found.median('complete'):.0f} ms ({found.spread('complete')}), of which the page's "
+        f"API requests span {found.median('api_span'):.0f} ms (median) "
+        f"(`performance.mark` iftb-first-render, iftb-complete-render)."
     ]
 
 

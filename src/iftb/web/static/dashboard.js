@@ -174,36 +174,48 @@ function candleWindow(series) {
   return { start: new Date(start).toISOString(), end: new Date(last + 1000).toISOString() };
 }
 
-/** The last candles of the chosen series and the scope's trade marks on them (none chosen:
- * an empty chart). */
-async function loadCandles() {
+/** The last candles of the chosen series and the trade marks of ``scope`` (its query
+ * parameters) on them (no series chosen: an empty chart). */
+async function loadCandles(scope) {
   const series = view.series.find((one) => seriesKey(one) === view.seriesKey);
   if (!series) return [{ candles: [] }, []];
   const { symbol, exchange, timeframe, price_type } = series;
   const window = candleWindow(series);
   return Promise.all([
     api("/api/candles", { symbol, exchange, timeframe, price_type, limit: CANDLES_SHOWN, ...window }),
-    api("/api/trades/markers", { ...scopeParams(), symbol, exchange, ...window }),
+    api("/api/trades/markers", { ...scope, symbol, exchange, ...window }),
   ]);
 }
 
 // ---- refresh ------------------------------------------------------------------------------
 
-/** Start a read now and await it later: a failure meanwhile is no unhandled rejection. */
-function early(promise) {
-  promise.catch(() => {});
-  return promise;
+/** Draw what ``read`` answers with ``draw`` as soon as it comes, unless the token was refused
+ * meanwhile; the page's first drawing is its first render. */
+async function shown(read, draw) {
+  const answer = await read;
+  if (view.refused) return;
+  showDashboard();
+  draw(answer);
+  markFirstRender();
 }
 
-/** Every figure of the selected scope, each read as soon as what it depends on is known. */
-async function readFigures() {
-  renderScopes(await api("/api/scopes"));
-  const scope = scopeParams();
-  const ofScope = early(Promise.all([
-    api("/api/statistics", scope),
-    api("/api/llm-usage", { ...scope, days: LLM_DAYS }),
-    api("/api/events", { ...scope, limit: EVENTS_SHOWN }),
-  ]));
+/** The charts, built the first time one is drawn (their boxes must be visible by then). */
+function charts() {
+  if (!view.charts) view.charts = createCharts();
+  return view.charts;
+}
+
+/** Wait for every promise, then fail with the first failure (a refusal before the others). */
+async function settled(promises) {
+  const failures = (await Promise.allSettled(promises))
+    .filter((outcome) => outcome.status === "rejected")
+    .map((outcome) => outcome.reason);
+  if (failures.length) throw failures.find((reason) => reason instanceof TokenRefused) || failures[0];
+}
+
+/** The trades and the stored series, then what needs them: the exchange's daily rows, equity
+ * and positions, and the chosen series' candles with the trades' marks. */
+async function showByExchange(scope) {
   const [trades, series] = await Promise.all([
     api("/api/trades", { ...scope, limit: TRADES_SHOWN }),
     api("/api/inventory"),
@@ -211,29 +223,29 @@ async function readFigures() {
   view.exchange = chooseExchange(trades.trades, series);
   renderSeriesChoice(series, trades.trades);
   const onExchange = { ...scope, exchange: view.exchange };
-  const [[statistics, llm, events], equity, daily, positions, [candles, marks]] = await Promise.all([
-    ofScope,
-    api("/api/equity", onExchange),
-    api("/api/daily", onExchange),
-    api("/api/positions", onExchange),
-    loadCandles(),
+  await settled([
+    shown(trades, renderTrades),
+    shown(series, renderCoverage),
+    shown(api("/api/equity", onExchange), (points) => drawEquity(charts(), points)),
+    shown(api("/api/daily", onExchange), (days) => drawDaily(charts(), days)),
+    shown(api("/api/positions", onExchange), (rows) => renderPositions(rows, view.exchange)),
+    shown(loadCandles(scope), ([candles, marks]) => drawCandles(charts(), candles, marks)),
   ]);
-  return { trades, series, statistics, llm, events, equity, daily, positions, candles, marks };
 }
 
-/** Show what readFigures read. */
-function drawFigures(figures) {
-  showDashboard();
-  if (!view.charts) view.charts = createCharts();
-  renderStatistics(figures.statistics);
-  renderTrades(figures.trades);
-  renderPositions(figures.positions, view.exchange);
-  renderLlmUsage(figures.llm);
-  renderEvents(figures.events);
-  renderCoverage(figures.series);
-  drawEquity(view.charts, figures.equity);
-  drawDaily(view.charts, figures.daily);
-  drawCandles(view.charts, figures.candles, figures.marks);
+/** Every figure of the selected scope, each drawn as soon as it is read: a slow one (the
+ * statistics of a long history) holds up no other. */
+async function showFigures() {
+  renderScopes(await api("/api/scopes"));
+  const scope = scopeParams();
+  const drawnScope = scopeKey(view.scope);
+  await settled([
+    shown(api("/api/statistics", scope), renderStatistics),
+    shown(api("/api/llm-usage", { ...scope, days: LLM_DAYS }), renderLlmUsage),
+    shown(api("/api/events", { ...scope, limit: EVENTS_SHOWN }), renderEvents),
+    showByExchange(scope),
+  ]);
+  return drawnScope;
 }
 
 /** Read and draw every figure; a refusal empties the page and stops the refreshing. */
@@ -244,9 +256,7 @@ async function refresh() {
   }
   view.busy = true;
   try {
-    drawFigures(await readFigures());
-    markFirstRender();
-    markShown();
+    markShown(await showFigures());
     setStatus(`${view.exchange} · updated ${new Date().toLocaleTimeString()}`);
   } catch (error) {
     if (error instanceof TokenRefused) {
@@ -265,20 +275,23 @@ async function refresh() {
   }
 }
 
-/** The time to first render, for the benchmark: once, after the first data is drawn. */
+/** For the benchmark: the first figure drawn (once). */
 function markFirstRender() {
   if (view.rendered) return;
   view.rendered = true;
-  requestAnimationFrame(() => {
-    performance.mark("iftb-first-render");
-    document.body.dataset.rendered = "true";
-  });
+  requestAnimationFrame(() => performance.mark("iftb-first-render"));
 }
 
-/** What the page shows now, on <body>: the scope and how many refreshes have drawn. */
-function markShown() {
-  document.body.dataset.scope = scopeKey(view.scope);
-  document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes || 0) + 1);
+/** Every figure of a refresh drawn: on <body>, the scope shown and how many refreshes have
+ * drawn; the first time, ``data-rendered`` and the benchmark's mark. */
+function markShown(scope) {
+  requestAnimationFrame(() => {
+    const state = document.body.dataset;
+    state.scope = scope;
+    state.refreshes = String(Number(state.refreshes || 0) + 1);
+    if (!state.rendered) performance.mark("iftb-complete-render");
+    state.rendered = "true";
+  });
 }
 
 function stopRefreshing() {

@@ -248,6 +248,19 @@ async def test_a_missing_token_is_refused_and_shows_no_data(
     assert all("401" in error for error in watch.console_errors)
 
 
+async def test_the_right_token_opened_after_a_refusal_shows_the_data(
+    page: tuple[Page, Watch], base_url: str
+) -> None:
+    tab, watch = page
+    await tab.goto(f"{base_url}/{QUIET}#token=not-the-token-0123456789")
+    await assert_refused(tab)
+    await tab.goto(f"{base_url}/{QUIET}#token={TOKEN}")  # the same page: no reload
+    await tab.wait_for_selector("body[data-rendered=true]", timeout=WAIT_MS)
+    assert await tab.locator("[data-testid=banner]").is_hidden()
+    assert (await figures(tab))["stat-total_trades"] == ["5"]
+    assert all("401" in error for error in watch.console_errors)
+
+
 async def assert_refused(tab: Page) -> None:
     banner = tab.locator("[data-testid=banner]")
     await banner.wait_for(state="visible", timeout=WAIT_MS)

@@ -46,7 +46,8 @@ function timeCell(testid, iso) {
     td.textContent = "—";
     return td;
   }
-  td.append(element("time", iso.replace("T", " ").replace(/(:\d\d)?(\.\d+)?Z$/, ""), { datetime: iso }));
+  const short = iso.replace("T", " ").replace(/(:\d\d)?(\.\d+)?Z$/, "");
+  td.append(element("time", short, { datetime: iso, title: iso }));
   return td;
 }
 

@@ -7,12 +7,12 @@ SQLite), changed ones by primary key.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import DeclarativeBase
@@ -54,16 +54,16 @@ class _BulkColumns:
         names = model.__table__.columns.keys()
         set_here = (*computed, *SCOPE_COLUMNS)
         self.own = tuple(n for n in names if n not in GENERATED_COLUMNS and n not in set_here)
-        self._own = attrgetter(*self.own)
+        self._getters = [(name, attrgetter(name)) for name in self.own]
 
     def of(
         self, records: Sequence[object], computed: Mapping[str, list[Any]], scope: Mapping[str, Any]
     ) -> dict[str, list[Any]]:
         """The columns of ``records``: their own values, then the ``computed`` ones and the
         ``scope``'s (one value per record, column by column: no per-record Python code)."""
-        own = zip(*map(self._own, records), strict=True) if records else [[]] * len(self.own)
-        columns = dict(zip(self.own, map(list, own), strict=True)) | dict(computed)
-        return columns | {name: [value] * len(records) for name, value in scope.items()}
+        columns = {name: list(map(getter, records)) for name, getter in self._getters}
+        stamped = {name: [value] * len(records) for name, value in scope.items()}
+        return columns | dict(computed) | stamped
 
 
 _PROGRESS = ("filled_quantity", "average_fill_price", "status")
@@ -288,7 +288,8 @@ class HistoryPlan:
         await self._update(OrderModel, changes)
         statement = select(OrderModel.exchange, OrderModel.client_order_id, OrderModel.id)
         result = await self._writer._execute(statement.where(self._writer.of_series(OrderModel)))
-        self._order_ids = {(row.exchange, row.client_order_id): row.id for row in result}
+        rows = cast("Iterable[tuple[str, str, int]]", result)  # unpacked: cheaper than by name
+        self._order_ids = {(exchange, client): id_ for exchange, client, id_ in rows}
 
     async def _write_fills(self) -> None:
         """New fills in bulk, linked to their orders; stored fills whose order came now."""

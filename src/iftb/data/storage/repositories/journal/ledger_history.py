@@ -46,17 +46,17 @@ class HistoryWriter(ScopedRepository):
         fills: Sequence[Fill],
         funding: Sequence[FundingPayment],
     ) -> HistoryCounts:
-        with cycle_collector_paused():
+        with cycle_collector_paused():  # the whole call: see rows.cycle_collector_paused
             batch = self._checked(orders, fills, funding)
-        self._series = frozenset(batch.books)
-        async with self._session.begin_nested():
-            connection = await self._session.connection()
-            for exchange, symbol in sorted(self._series):
-                await lock_ledger(connection, self.scope, exchange, symbol)
-            stored = await self._stored()
-            with cycle_collector_paused():
-                plan = HistoryPlan(self, batch, stored)
-            return await plan.write()
+            self._series = frozenset(batch.books)
+            async with self._session.begin_nested():
+                connection = await self._session.connection()
+                for exchange, symbol in sorted(self._series):
+                    await lock_ledger(connection, self.scope, exchange, symbol)
+                plan = HistoryPlan(self, batch, await self._stored())
+                counts = await plan.write()
+            del plan, batch  # freed (by reference counting) before the collector resumes
+        return counts
 
     def _checked(
         self,

@@ -290,10 +290,9 @@ async def test_strings_from_the_journal_are_shown_as_text(
     assert watch.console_errors == []
 
 
+@pytest.mark.sqlite_only
 async def test_screenshots(page: tuple[Page, Watch], served: Served, tmp_path: Path) -> None:
-    """The overview, the candle chart with its marks, and the refusal (SQLite run only)."""
-    if served.backend != "sqlite":
-        pytest.skip("screenshots come from the SQLite run")
+    """The overview, the candle chart with its marks, and the refusal (the SQLite run's)."""
     folder = Path(os.environ.get("IFTB_SCREENSHOTS") or tmp_path)
     tab, _ = page
     base = served.base_url

@@ -12,7 +12,7 @@ from iftb.data.storage.enums import PriceType
 from iftb.data.storage.errors import ValidationError
 from iftb.data.storage.market_models import CandleGapModel, CandleSeriesModel
 from iftb.data.storage.records import Gap, OHLCVBar, ResampledBar, SeriesCoverage, SeriesInventory
-from iftb.data.storage.repositories.market.candle_scans import CandleScans
+from iftb.data.storage.repositories.market.candle_scans import CandleScans, candle_window
 from iftb.data.storage.repositories.market.candle_sql import (
     PRICE_TYPE,
     SeriesKey,
@@ -22,7 +22,6 @@ from iftb.data.storage.repositories.market.candle_sql import (
 )
 from iftb.data.storage.repositories.market.catalog_upkeep import candle_gap
 from iftb.data.storage.timeframes import Timeframe, parse_timeframe
-from iftb.data.storage.validation import aware_utc
 
 
 class CandleAnalysis(CandleScans):
@@ -41,9 +40,7 @@ class CandleAnalysis(CandleScans):
         """Runs of missing candles between the first and last stored candle, or within
         ``[start, end]`` when given — then missing candles at the window's edges count too.
         Read from the catalog: O(gaps returned), whatever the series' length."""
-        tf = parse_timeframe(timeframe)
-        lower = tf.ceil(aware_utc("start", start)) if start is not None else None
-        upper = tf.floor(aware_utc("end", end)) if end is not None else None
+        tf, lower, upper = candle_window(timeframe, start, end)
         key = SeriesKey.named(symbol, timeframe, exchange, price_type)
         stored = (
             await self._execute(

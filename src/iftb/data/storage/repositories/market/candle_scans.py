@@ -17,7 +17,7 @@ from iftb.data.storage.repositories.market.candle_sql import (
     series_condition,
 )
 from iftb.data.storage.repositories.market.catalog_upkeep import candle_gap
-from iftb.data.storage.timeframes import parse_timeframe
+from iftb.data.storage.timeframes import Timeframe, parse_timeframe
 from iftb.data.storage.validation import aware_utc
 
 
@@ -36,9 +36,7 @@ class CandleScans(Repository):
     ) -> list[Gap]:
         """Runs of missing candles between the first and last stored candle, or within
         ``[start, end]`` when given — then missing candles at the window's edges count too."""
-        tf = parse_timeframe(timeframe)
-        lower = tf.ceil(aware_utc("start", start)) if start is not None else None
-        upper = tf.floor(aware_utc("end", end)) if end is not None else None
+        tf, lower, upper = candle_window(timeframe, start, end)
         window = _window(lower, upper)
         series = series_condition(symbol, timeframe, exchange, price_type)
         stored = (await self._execute(gap_rows(tf, series, window))).all()
@@ -102,6 +100,17 @@ class CandleScans(Repository):
             )
             for row in rows
         ]
+
+
+def candle_window(
+    timeframe: str, start: datetime | None, end: datetime | None
+) -> tuple[Timeframe, datetime | None, datetime | None]:
+    """The timeframe, and the open times of the first and last candle a window ``[start, end]``
+    can hold (either end open when None)."""
+    tf = parse_timeframe(timeframe)
+    lower = tf.ceil(aware_utc("start", start)) if start is not None else None
+    upper = tf.floor(aware_utc("end", end)) if end is not None else None
+    return tf, lower, upper
 
 
 def _window(lower: datetime | None, upper: datetime | None) -> ColumnElement[bool] | None:

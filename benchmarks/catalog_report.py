@@ -44,8 +44,9 @@ def section(results: Sequence[Measured], scale: Scale, provenance: str) -> list[
         "The catalog (migration 0010: `candle_series`, `candle_gaps`) is kept by every candle "
         "write; `get_coverage`, `get_inventory`, `get_gaps` and `get_last_timestamp` read it. "
         "The scans it replaced stay as `scan_coverage` and `scan_gaps`. The big tables are "
-        "seeded around the library (binary COPY; executemany of the stored text) once and kept "
-        "between runs; every call below runs in its own unit of work, as a user's would.",
+        "generated around the library by the database itself (`INSERT ... SELECT` over "
+        "`generate_series` or a recursive CTE) once and kept between runs; every call below "
+        "runs in its own unit of work, as a user's would.",
         "",
         f"**Coverage of every series**: {scale.series} series of {scale.per_series:,} candles "
         "(1m, a few holes each). `get_coverage()` milliseconds are the median [fastest – "

@@ -178,6 +178,9 @@ async def test_the_figures_shown_are_the_apis(
     assert len(expected["trade-trade_id"]) == 5 and expected["event-severity"][0] == "error"
     assert len(expected["llm_model-model"]) == 2, "the demo's two models"
     assert_shows(await figures(tab), expected)
+    # the API's statistics have no starting balance: the percentage says what it is of
+    label = tab.locator("[data-testid=stat-max_drawdown_pct]").locator("xpath=../dt")
+    assert await label.inner_text() == "Max drawdown % of peak PnL"
     assert watch.console_errors == []
 
 

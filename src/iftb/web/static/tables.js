@@ -16,7 +16,8 @@ const STATISTICS = [
   ["largest_win", "Largest win"],
   ["largest_loss", "Largest loss"],
   ["max_drawdown_amount", "Max drawdown"],
-  ["max_drawdown_pct", "Max drawdown %"],
+  // the API's statistics have no starting balance: the fall is of the running peak PnL
+  ["max_drawdown_pct", "Max drawdown % of peak PnL"],
   ["avg_holding_time", "Avg holding"],
 ];
 

@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
+from iftb.data.candle_import import import_candle_file
 from iftb.data.storage import (
     BacktestRunRepository,
     ClusterError,
@@ -269,6 +270,24 @@ async def test_the_bot_writes_candles_into_a_new_month_and_applies_candle_retent
         names = {p.name for p in await repo.get_partitions()}
         assert "ohlcv_p20110301" in names and "ohlcv_p20110401" not in names
         assert await repo.purge(march + timedelta(days=1)) == 1
+
+
+async def test_the_bot_imports_a_file_reaching_into_months_without_partitions(
+    bot: DatabaseManager, tmp_path: Path
+) -> None:
+    """An import counts what it added from the candle catalog, not by reading the candles
+    first, so each chunk's new months are made in a transaction of their own (on Citus the bot
+    may not make one after reading the candles)."""
+    first = datetime(2013, 1, 31, 20, tzinfo=UTC)
+    rows = [
+        f"{int((first + timedelta(hours=n)).timestamp() * 1000)},1,2,0.5,1.5,10\n" for n in range(8)
+    ]
+    path = tmp_path / "BTCUSDT-1h.csv"
+    path.write_text("".join(rows))
+    summary = await import_candle_file(bot, path, "BTCUSDT", "1h", chunk_size=3)
+    assert (summary.rows, summary.inserted, summary.updated) == (8, 8, 0)
+    again = await import_candle_file(bot, path, "BTCUSDT", "1h", chunk_size=3)
+    assert (again.inserted, again.updated) == (0, 8)
 
 
 @pytest.mark.citus_only

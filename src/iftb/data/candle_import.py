@@ -76,14 +76,21 @@ async def import_candle_file(
 
 
 async def _upsert_counting(manager: DatabaseManager, chunk: CandleChunk) -> tuple[int, int]:
-    """Upsert a chunk; return how many candles were new and how many distinct it held."""
+    """Upsert a chunk; return how many candles were new (the series' count in the candle
+    catalog before and after: no read of the candles, so a new month's partition is still made
+    in a transaction of its own) and how many distinct it held."""
     first = chunk.bars[0]
-    start = min(bar.timestamp for bar in chunk.bars)
-    end = max(bar.timestamp for bar in chunk.bars)
-    key = (first.symbol, first.timeframe, start, end, first.exchange)
+    series = (first.symbol, first.timeframe, first.exchange)
     async with manager.get_session() as session:
         repo = OHLCVRepository(session)
-        before = await repo.count_range(*key, price_type=first.price_type)
+        before = await _stored(repo, *series, first.price_type)
         await repo.upsert_many(chunk.bars)
-        after = await repo.count_range(*key, price_type=first.price_type)
+        after = await _stored(repo, *series, first.price_type)
     return after - before, len({bar.timestamp for bar in chunk.bars})
+
+
+async def _stored(
+    repo: OHLCVRepository, symbol: str, timeframe: str, exchange: str, price_type: str
+) -> int:
+    found = await repo.get_inventory(symbol, timeframe, exchange, price_type=price_type)
+    return found[0].count if found else 0

@@ -8,10 +8,11 @@ The cost follows the batch, not the series.
 - A write (``changing``) refreshes after the candles are written: four seeks on the key index,
   then the gaps of that stretch (an index-only count tells a full stretch, the usual append or
   backfill, without scanning it).
-- A delete (``deleting``) reads the same seeks before the candles go, since afterwards the gap
-  between the neighbours of the span is simply one gap. On Citus this also matters: the
-  retention function deletes as another role, after which this transaction may not read the
-  candles again.
+- A delete (``deleting``) reads no candle: the span's neighbours follow from the catalog (the
+  candle before the span is the one just before it unless that one is in a gap, and then the
+  one before the gap), and afterwards the gap between them is simply one gap. On Citus this is
+  required: the retention function deletes as another role, and Citus refuses it on candles
+  this transaction has read, and refuses this transaction reading them afterwards.
 
 On PostgreSQL the locks are transaction-scoped advisory locks: writers of different series never
 wait for each other; a purge or a rebuild (``lock_every_series``) waits for every writer and holds
@@ -91,7 +92,7 @@ async def refresh(connection: AsyncConnection, spans: Mapping[SeriesKey, Span]) 
     """Bring the catalog up to date after candles of ``spans`` were written."""
     for key in sorted(spans):
         touched_from, touched_to = spans[key]
-        bounds = await _read_bounds(connection, key, touched_from, touched_to, deleting=False)
+        bounds = await _read_bounds(connection, key, touched_from, touched_to)
         tf = parse_timeframe(key.timeframe)
         found: list[Gap] = []
         if bounds.first is not None and bounds.last is not None:
@@ -105,13 +106,10 @@ async def refresh(connection: AsyncConnection, spans: Mapping[SeriesKey, Span]) 
 async def deleting(
     connection: AsyncConnection, spans: Mapping[SeriesKey, Span]
 ) -> AsyncIterator[None]:
-    """Around a delete of every candle of ``spans``: lock the series and read their bounds,
-    then settle the catalog without reading the candles again."""
+    """Around a delete of every candle of ``spans``: lock the series and work out from the
+    catalog what will be left, then settle the catalog."""
     await lock_series(connection, spans)
-    plans = {
-        key: await _read_bounds(connection, key, *spans[key], deleting=True)
-        for key in sorted(spans)
-    }
+    plans = {key: await _bounds_after_delete(connection, key, *spans[key]) for key in sorted(spans)}
     yield
     for key, bounds in plans.items():
         tf = parse_timeframe(key.timeframe)
@@ -160,15 +158,9 @@ async def series_opening_by(connection: AsyncConnection, moment: datetime) -> di
 
 
 async def _read_bounds(
-    connection: AsyncConnection,
-    key: SeriesKey,
-    touched_from: datetime,
-    touched_to: datetime,
-    *,
-    deleting: bool,
+    connection: AsyncConnection, key: SeriesKey, touched_from: datetime, touched_to: datetime
 ) -> _Bounds:
-    """Four seeks on the key index and the catalog's row, in one statement. When the span is
-    about to be deleted, the first and last candle are those outside it."""
+    """Four seeks on the key index and the catalog's row, in one statement."""
     stamp = OHLCVModel.timestamp
     series = key.of(OHLCVModel)
     catalog = key.of(CandleSeriesModel)
@@ -176,24 +168,73 @@ async def _read_bounds(
     def seek(extreme: ColumnElement[Any], *where: ColumnElement[bool]) -> ColumnElement[Any]:
         return select(extreme).where(series, *where).scalar_subquery()
 
-    below, above = (stamp < touched_from,), (stamp > touched_to,)
     row = (
         await connection.execute(
             select(
-                seek(func.max(stamp), *below).label("before"),
-                seek(func.min(stamp), *above).label("after"),
-                seek(func.min(stamp), *(below if deleting else ())).label("first"),
-                seek(func.max(stamp), *(above if deleting else ())).label("last"),
+                seek(func.max(stamp), stamp < touched_from),
+                seek(func.min(stamp), stamp > touched_to),
+                seek(func.min(stamp)),
+                seek(func.max(stamp)),
                 select(CandleSeriesModel.missing_count).where(catalog).scalar_subquery(),
                 select(CandleSeriesModel.gap_count).where(catalog).scalar_subquery(),
             )
         )
     ).one()
-    before, after, first, last, missing, gaps = row
-    if deleting:  # what is left: the kept candles on one side, else the other side's
-        first = first if first is not None else after
-        last = last if last is not None else before
-    return _Bounds(before, after, first, last, missing, gaps)
+    return _Bounds(*row)
+
+
+async def _bounds_after_delete(
+    connection: AsyncConnection, key: SeriesKey, delete_from: datetime, delete_to: datetime
+) -> _Bounds:
+    """What a series will hold around ``[delete_from, delete_to]`` once its candles there are
+    deleted, from the catalog alone."""
+    held = (
+        await connection.execute(
+            select(
+                CandleSeriesModel.first_open,
+                CandleSeriesModel.last_open,
+                CandleSeriesModel.missing_count,
+                CandleSeriesModel.gap_count,
+            ).where(key.of(CandleSeriesModel))
+        )
+    ).one_or_none()
+    if held is None:
+        return _Bounds(None, None, None, None, None, None)
+    first, last, missing, gaps = held
+    tf = parse_timeframe(key.timeframe)
+    just_before, just_after = tf.shift(tf.ceil(delete_from), -1), tf.shift(tf.floor(delete_to), 1)
+    before = None
+    if just_before >= first:
+        before = await _stored_at(connection, key, tf, min(just_before, last))
+    after = None
+    if just_after <= last:
+        after = await _stored_at(connection, key, tf, max(just_after, first), 1)
+    return _Bounds(
+        before,
+        after,
+        first if before is not None else after,
+        last if after is not None else before,
+        missing,
+        gaps,
+    )
+
+
+async def _stored_at(
+    connection: AsyncConnection, key: SeriesKey, tf: Timeframe, moment: datetime, step: int = -1
+) -> datetime:
+    """The stored candle at ``moment`` (an open time between the series' first and last), or
+    when ``moment`` is in a gap the stored one before (``step`` -1) or after (1) the gap."""
+    gap = (
+        await connection.execute(
+            select(CandleGapModel.first_missing, CandleGapModel.last_missing)
+            .where(key.of(CandleGapModel), CandleGapModel.first_missing <= moment)
+            .order_by(CandleGapModel.first_missing.desc())
+            .limit(1)
+        )
+    ).one_or_none()
+    if gap is None or gap.last_missing < moment:
+        return moment
+    return tf.shift(gap.first_missing if step < 0 else gap.last_missing, step)
 
 
 async def _settle(

@@ -196,7 +196,6 @@ class TradeModel(ScopeColumns, IdentityRow, Base):
         CheckConstraint(one_of("action", TradeAction), name="action"),
         *scope_rules(),
         *unique_in_scope("trades", "trade_id", "trade_id"),
-        *index_in_scope("trades", "entry_time_id", "entry_time", "id"),  # a scope's newest trades
         Index("ix_trades_symbol_entry_time", "symbol", "entry_time"),
         # a scope's closed trades by exit time: statistics, rollups, recent trades
         _partial(

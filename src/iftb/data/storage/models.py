@@ -116,6 +116,22 @@ def index_in_scope(table: str, name: str, *columns: str) -> tuple[Index, Index]:
     )
 
 
+def listing_in_scope(table: str, name: str, *columns: str) -> tuple[Index, Index]:
+    """Lists a scope's rows in ``columns`` order, as ``index_in_scope`` finds them; the run's
+    index holds bot and mode too, so counting a scope's rows reads the index alone."""
+    return (
+        _partial(
+            f"ix_{table}_scope_{name}", ("bot", "mode", *columns), "run_id IS NULL", unique=False
+        ),
+        _partial(
+            f"ix_{table}_run_{name}",
+            ("run_id", "bot", "mode", *columns),
+            "run_id IS NOT NULL",
+            unique=False,
+        ),
+    )
+
+
 def run_index(table: str) -> Index:
     """Finds a backtest run's rows, for the cascade that deletes them with the run."""
     return _partial(f"ix_{table}_run_id", ("run_id",), "run_id IS NOT NULL", unique=False)
@@ -196,14 +212,11 @@ class TradeModel(ScopeColumns, IdentityRow, Base):
         CheckConstraint(one_of("action", TradeAction), name="action"),
         *scope_rules(),
         *unique_in_scope("trades", "trade_id", "trade_id"),
-        Index("ix_trades_symbol_entry_time", "symbol", "entry_time"),
-        # a scope's closed trades by exit time: statistics, rollups, recent trades
-        _partial(
-            "ix_trades_scope_exit_time",
-            ("bot", "mode", "exit_time"),
-            "exit_time IS NOT NULL",
-            unique=False,
-        ),
+        # a scope's trades by entry time, all or one symbol's: newest-first pages, their counts
+        *listing_in_scope("trades", "entry_time", "entry_time", "id"),
+        *listing_in_scope("trades", "symbol_entry_time", "symbol", "entry_time", "id"),
+        # a scope's trades by exit time: statistics (in exit order), rollups, recent closes
+        *listing_in_scope("trades", "exit_time", "exit_time", "id"),
         Index("ix_trades_action", "action"),
         gin_index("ix_trades_decision_reasons", "decision_reasons"),
     )

@@ -28,6 +28,8 @@ from iftb.data.storage import (
     OHLCVRepository,
     Order,
     PositionRepository,
+    Scope,
+    ScopeRepository,
     StorageError,
     SystemEventRepository,
     TradeRepository,
@@ -48,6 +50,7 @@ TABLES = (
     "system_events",
     "llm_analysis_log",
     "alembic_version",
+    "journal_scopes",
 )
 
 
@@ -194,6 +197,9 @@ FORBIDDEN = [
     "UPDATE alembic_version SET version_num = '0001'",
     "UPDATE system_events SET message = ''",  # rewriting the audit log erases it as well
     "UPDATE llm_analysis_log SET error_message = NULL",
+    # the scope registry is the triggers' alone: a forged revision would keep stale statistics
+    "UPDATE journal_scopes SET trades_revision = 0",
+    "INSERT INTO journal_scopes VALUES ('intruder', 'live', 0, 0)",
     *(f"TRUNCATE {table}" for table in TABLES),
     "DELETE FROM backtest_runs",  # only through iftb_delete_backtest_run: backtest rows only
     "DELETE FROM pair_locks",  # a lock ends by unlock(), and stays as history
@@ -326,6 +332,20 @@ async def test_the_bot_opens_updates_and_closes_trades_and_positions(
         await positions.mark_to_market("ETHUSDT", Decimal(41000))
         final = await positions.close_position(position.id)
     assert closed.action == "close" and final.status == "closed"
+
+
+async def test_the_bots_writes_register_its_scopes_and_move_their_revision(
+    bot: DatabaseManager,
+) -> None:
+    scope = Scope("registry-probe", "paper")
+    async with bot.get_session() as session:
+        before = await ScopeRepository(session).trades_revision(scope)
+    async with bot.scope(scope.bot, scope.mode).session() as journal:
+        await journal.trades.insert(make_trade(trade_id="registry-probe"))
+    async with bot.get_session() as session:
+        assert await ScopeRepository(session).trades_revision(scope) > before
+        listed = {summary.scope for summary in await ScopeRepository(session).list_scopes()}
+    assert scope in listed
 
 
 async def test_the_bot_writes_the_daily_rollup_and_the_audit_logs(bot: DatabaseManager) -> None:

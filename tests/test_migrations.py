@@ -25,7 +25,7 @@ REFERENCE_SQL = sorted((ROOT / "migrations").glob("[0-9][0-9][0-9]_*.sql"))
 PARTITION = re.compile(r"^ohlcv_p\d{8}$")
 TABLES = {"ohlcv", "trades", "positions", "llm_analysis_log", "system_events", "daily_performance"}
 TABLES |= {"backtest_runs", "bot_state", "pair_locks", "orders", "fills", "funding_payments"}
-TABLES |= {"funding_rates", "candle_series", "candle_gaps"}
+TABLES |= {"funding_rates", "candle_series", "candle_gaps", "journal_scopes"}
 VIEWS = {"v_active_positions", "v_recent_trades"}
 CITUS_VIEWS = {"citus_tables", "citus_schemas"}
 """Made in ``public`` by the Citus extension itself (the Citus tier): not the schema's."""

@@ -103,6 +103,7 @@ from iftb.data.storage.repositories import (
     TradeRepository,
 )
 from iftb.data.storage.retry import RetryPolicy
+from iftb.data.storage.scope_models import JournalScopeModel
 from iftb.data.storage.scoped_database import Journal, ScopedDatabase
 from iftb.data.storage.scopes import DEFAULT_SCOPE, Scope
 from iftb.data.storage.timeframes import TIMEFRAMES, Timeframe, parse_timeframe
@@ -142,6 +143,7 @@ __all__ = [
     "Gap",
     "HistoryCounts",
     "Journal",
+    "JournalScopeModel",
     "LLMAnalysisLog",
     "LLMAnalysisLogModel",
     "LLMAnalysisLogRepository",

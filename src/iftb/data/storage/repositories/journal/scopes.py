@@ -1,8 +1,8 @@
 """ScopeRepository: the scopes the journal holds, and their statistics side by side.
 
-The only journal reads that cross scopes: what bots, modes and runs exist, and one comparison of
-several scopes over the same window, each computed by the same SQL as
-``TradeRepository.get_statistics``.
+The only journal reads that cross scopes: what bots, modes and runs exist (the registry of
+migration 0012), whether a scope's trades changed, and one comparison of several scopes over the
+same window, each computed by the same SQL as ``TradeRepository.get_statistics``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Subquery, func, select, union
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    cast,
+    exists,
+    func,
+    null,
+    or_,
+    select,
+    union_all,
+)
 
 from iftb.data.storage.enums import PositionStatus
 from iftb.data.storage.errors import ValidationError
@@ -29,6 +40,7 @@ from iftb.data.storage.models import (
 from iftb.data.storage.repositories.base import Repository
 from iftb.data.storage.repositories.journal.scoped import in_scope
 from iftb.data.storage.repositories.journal.trade_statistics import CLOSED, trade_statistics
+from iftb.data.storage.scope_models import NO_RUN, JournalScopeModel
 from iftb.data.storage.scopes import Scope
 from iftb.data.storage.validation import aware_utc
 
@@ -48,38 +60,35 @@ class ScopeRepository(Repository):
     """Every scope of the journal, and comparisons across them."""
 
     async def list_scopes(self) -> list[ScopeSummary]:
-        """Each scope with rows in any journal table, by bot, mode and run: one query."""
-        scopes = union(*(select(m.bot, m.mode, m.run_id) for m in _SCOPED)).subquery("scopes")
-        trades = _per_scope(
-            TradeModel,
-            func.count(TradeModel.id).label("trades"),
-            func.max(TradeModel.exit_time).filter(CLOSED).label("last_exit"),
-        )
-        open_positions = _per_scope(
-            PositionModel,
-            func.count(PositionModel.id).label("open_positions"),
-            where=PositionModel.status == PositionStatus.OPEN.value,
-        )
-        statement = (
-            select(
-                scopes.c.bot,
-                scopes.c.mode,
-                scopes.c.run_id,
-                func.coalesce(trades.c.trades, 0).label("trades"),
-                func.coalesce(open_positions.c.open_positions, 0).label("open_positions"),
-                trades.c.last_exit,
-            )
-            .select_from(scopes)
-            .outerjoin(trades, _same_scope(scopes, trades))
-            .outerjoin(open_positions, _same_scope(scopes, open_positions))
-            .order_by(scopes.c.bot, scopes.c.mode, scopes.c.run_id)
-        )
+        """Each scope with rows in any journal table, by bot, mode and run: one query over the
+        scope registry (migration 0012), each scope counted through its own indexes."""
+        live, runs = _summaries(runs=False), _summaries(runs=True)
+        statement = union_all(live, runs).order_by("bot", "mode", "run_id")
         return [
             ScopeSummary(
                 Scope(row.bot, row.mode, row.run_id), row.trades, row.open_positions, row.last_exit
             )
             for row in await self._execute(statement)
         ]
+
+    async def trades_revision(self, scope: Scope) -> int:
+        """A number that moves forward with every insert, update or delete of ``scope``'s
+        trades, by any writer, in the writer's transaction (0 while it has none).
+
+        Read twice, an unchanged number means unchanged trades: what was computed from them
+        (statistics, say) still holds. Read it before computing, so the result is at least as
+        new as the number it is kept under."""
+        if not isinstance(scope, Scope):
+            raise ValidationError(
+                f"scope: expected a Scope, got {type(scope).__name__}", field="scope"
+            )
+        statement = select(JournalScopeModel.trades_revision).where(
+            JournalScopeModel.bot == scope.bot,
+            JournalScopeModel.mode == scope.mode,
+            JournalScopeModel.run_key == (scope.run_id or NO_RUN),
+        )
+        revision = (await self._execute(statement)).scalar_one_or_none()
+        return revision or 0
 
     async def compare(
         self,
@@ -120,19 +129,33 @@ class ScopeRepository(Repository):
         return compared
 
 
-def _per_scope(
-    model: Any, *aggregates: ColumnElement[Any], where: ColumnElement[bool] | None = None
-) -> Subquery:
-    """``aggregates`` of ``model``'s rows, per scope."""
-    statement = select(model.bot, model.mode, model.run_id, *aggregates).group_by(
-        model.bot, model.mode, model.run_id
+def _summaries(*, runs: bool) -> Select[Any]:
+    """The registry's live and paper scopes (``runs`` False) or backtest runs that still hold
+    journal rows, with their trades, open positions and last close."""
+    registered = JournalScopeModel
+
+    def rows_of(model: Any) -> ColumnElement[bool]:
+        run: ColumnElement[bool] = (
+            model.run_id == registered.run_key if runs else model.run_id.is_(None)
+        )
+        same: ColumnElement[bool] = (model.bot == registered.bot) & (model.mode == registered.mode)
+        return same & run
+
+    trades = select(func.count()).where(rows_of(TradeModel)).scalar_subquery()
+    open_positions = (
+        select(func.count())
+        .where(rows_of(PositionModel), PositionModel.status == PositionStatus.OPEN.value)
+        .scalar_subquery()
     )
-    if where is not None:
-        statement = statement.where(where)
-    return statement.subquery()
-
-
-def _same_scope(left: Subquery, right: Subquery) -> ColumnElement[bool]:
-    a, b = left.c, right.c
-    same_run = (a.run_id == b.run_id) | (a.run_id.is_(None) & b.run_id.is_(None))
-    return (a.bot == b.bot) & (a.mode == b.mode) & same_run
+    last_exit = select(func.max(TradeModel.exit_time)).where(rows_of(TradeModel), CLOSED)
+    return select(
+        registered.bot,
+        registered.mode,
+        (registered.run_key if runs else cast(null(), BigInteger)).label("run_id"),
+        trades.label("trades"),
+        open_positions.label("open_positions"),
+        last_exit.scalar_subquery().label("last_exit"),
+    ).where(
+        registered.run_key != NO_RUN if runs else registered.run_key == NO_RUN,
+        or_(*(exists().where(rows_of(model)) for model in _SCOPED)),
+    )

@@ -12,11 +12,12 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import SecretStr
 
-from iftb.data.storage import DatabaseManager
+from iftb.data.storage import DatabaseManager, TradeStatistics
 from iftb.web.api import ROUTERS
 from iftb.web.auth import MIN_TOKEN_LENGTH, require_token
 from iftb.web.deps import KnownScopes
 from iftb.web.errors import install_error_handlers
+from iftb.web.statistics_cache import RevisionCache
 
 STATIC = Path(__file__).parent / "static"
 
@@ -48,6 +49,7 @@ def create_app(database: DatabaseManager, *, token: str | SecretStr) -> FastAPI:
     app.state.database = database
     app.state.token = secret
     app.state.known_scopes = KnownScopes()
+    app.state.statistics = RevisionCache[TradeStatistics]()
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router, prefix="/api", dependencies=[Depends(require_token)])

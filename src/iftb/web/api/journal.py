@@ -6,9 +6,9 @@ from dataclasses import asdict
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
-from iftb.data.storage import ScopeRepository
+from iftb.data.storage import ScopeRepository, TradeStatistics
 from iftb.data.storage.validation import EARLIEST, LATEST
 from iftb.web.api.models import (
     DailyOut,
@@ -25,6 +25,7 @@ _PERCENT = Decimal("0.0001")
 
 @router.get("/statistics", response_model=StatisticsOut)
 async def statistics(
+    request: Request,
     manager: Database,
     scope: RequestScope,
     start: Start = None,
@@ -32,17 +33,27 @@ async def statistics(
     exchange: Exchange | None = None,
 ) -> StatisticsOut:
     """Statistics of the scope's trades closed in ``[start, end)``, on one exchange or all
-    (the SQL of ``TradeRepository.get_statistics``, through ``ScopeRepository.compare``)."""
+    (the SQL of ``TradeRepository.get_statistics``, through ``ScopeRepository.compare``), kept
+    until a trade of the scope is written (``statistics_cache``)."""
     async with manager.get_session(read_only=True) as session:
-        [compared] = await ScopeRepository(session).compare(
-            [scope], start=utc(start), end=utc(end), exchange=exchange
+        scopes = ScopeRepository(session)
+
+        async def compute() -> TradeStatistics:
+            [compared] = await scopes.compare(
+                [scope], start=utc(start), end=utc(end), exchange=exchange
+            )
+            return compared.statistics
+
+        revision = await scopes.trades_revision(scope)
+        figures = await request.app.state.statistics.get(
+            (scope, utc(start), utc(end), exchange), revision, compute
         )
     return StatisticsOut(
         scope=ScopeOut.model_validate(scope),
         start=utc(start),
         end=utc(end),
         exchange=exchange,
-        **asdict(compared.statistics),
+        **asdict(figures),
     )
 
 

@@ -59,6 +59,8 @@ class BackendLatency:
     backend: str
     build_seconds: float | None = None
     latencies: dict[str, list[float]] = field(default_factory=dict)
+    first: dict[str, float] = field(default_factory=dict)
+    """Milliseconds of each endpoint's first request, before anything of it was kept."""
     extra_lines: list[str] = field(default_factory=list)
 
 
@@ -146,6 +148,9 @@ async def _measure_endpoints(
         base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
     ) as client:
         for label, path in endpoints(scope):
+            began = time.perf_counter()
+            (await client.get(path)).raise_for_status()
+            result.first[label] = (time.perf_counter() - began) * 1000
             result.latencies[label] = await _time(client, path, plan.requests, plan.budget)
             log(f"{backend}: {label}: p95 {percentile(result.latencies[label], 95):.1f} ms")
     return result
@@ -193,7 +198,9 @@ def percentile(values: Sequence[float], rank: int) -> float:
 def section(results: Sequence[BackendLatency], provenance: str, plan: Plan) -> list[str]:
     """The report's Dashboard section."""
     header = "| Endpoint |" + "".join(
-        f" {TITLES[r.backend]} p50 ms | {TITLES[r.backend]} p95 ms | n |" for r in results
+        f" {TITLES[r.backend]} first ms | {TITLES[r.backend]} p50 ms | {TITLES[r.backend]} p95 ms"
+        " | n |"
+        for r in results
     )
     lines = [
         HEADING,
@@ -206,10 +213,13 @@ def section(results: Sequence[BackendLatency], provenance: str, plan: Plan) -> l
         f"series (1m) and a backtest run of {web_data.TRADES:,} trades with "
         f"{web_data.DAYS} daily rows, {web_data.EVENTS:,} events and "
         f"{web_data.LLM_CALLS:,} LLM calls (benchmarks/web_data.py). Target: p95 under "
-        f"{TARGET_MS:.0f} ms for every endpoint.",
+        f"{TARGET_MS:.0f} ms for every endpoint. 'first' is each endpoint's first request "
+        "after the server started: for the statistics, the computation itself, which the "
+        "server then keeps until a trade of the scope is written (the scope's trades revision, "
+        "migration 0012); the timed requests after it are answered from what it kept.",
         "",
         header,
-        "|---|" + "---:|---:|---:|" * len(results),
+        "|---|" + "---:|---:|---:|---:|" * len(results),
     ]
     for label in results[0].latencies:
         cells = []
@@ -217,7 +227,10 @@ def section(results: Sequence[BackendLatency], provenance: str, plan: Plan) -> l
             timings = result.latencies[label]
             p95 = percentile(timings, 95)
             mark = f"**{p95:.1f}**" if p95 >= TARGET_MS else f"{p95:.1f}"
-            cells.append(f" {percentile(timings, 50):.1f} | {mark} | {len(timings)} |")
+            cells.append(
+                f" {result.first[label]:.1f} | {percentile(timings, 50):.1f} | {mark}"
+                f" | {len(timings)} |"
+            )
         lines.append(f"| {label} |" + "".join(cells))
     lines.append("")
     for result in results:

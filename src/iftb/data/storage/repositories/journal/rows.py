@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeEngine
 
+from iftb.data.storage.advisory_locks import hold_locks
 from iftb.data.storage.errors import translated_errors
 from iftb.data.storage.models import BacktestRunModel, TradeModel
 from iftb.data.storage.scopes import Scope
@@ -202,10 +203,5 @@ async def lock_ledger(
     connection: AsyncConnection, scope: Scope, exchange: str, symbol: str
 ) -> None:
     """Serialise the ledger writes of one symbol of a scope until the transaction ends, so two
-    processes recording the same fills agree. PostgreSQL: a transaction-scoped advisory lock;
-    SQLite: a write unit already holds the database's one write lock (BEGIN IMMEDIATE)."""
-    if connection.dialect.name != "postgresql":
-        return
-    key = f"iftb-ledger:{scope}:{exchange}:{symbol}"
-    with translated_errors():
-        await connection.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
+    processes recording the same fills agree (``advisory_locks``)."""
+    await hold_locks(connection, exclusive=[f"iftb-ledger:{scope}:{exchange}:{symbol}"])

@@ -23,22 +23,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Text,
     delete,
     func,
     insert,
-    literal,
     select,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from iftb.data.storage.advisory_locks import hold_locks
 from iftb.data.storage.market_models import CandleGapModel, CandleSeriesModel
 from iftb.data.storage.models import OHLCVModel
 from iftb.data.storage.records import Gap, OHLCVBar
@@ -122,23 +121,13 @@ async def deleting(
 
 async def lock_series(connection: AsyncConnection, keys: Iterable[SeriesKey]) -> None:
     """Serialise the writers of these series until the transaction ends."""
-    if connection.dialect.name != "postgresql":
-        return
-    names = [_EVERY_SERIES] + [key.lock_name for key in sorted(set(keys))]
-    locks = [
-        (func.pg_advisory_xact_lock_shared if n == 0 else func.pg_advisory_xact_lock)(
-            func.hashtextextended(literal(name, Text), 0)
-        )
-        for n, name in enumerate(names)
-    ]
-    await connection.execute(select(*locks))  # taken left to right
+    names = [key.lock_name for key in sorted(set(keys))]
+    await hold_locks(connection, shared=[_EVERY_SERIES], exclusive=names)
 
 
 async def lock_every_series(connection: AsyncConnection) -> None:
     """Wait for every candle writer, and hold new ones off, until the transaction ends."""
-    if connection.dialect.name == "postgresql":
-        name = literal(_EVERY_SERIES, Text)
-        await connection.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(name, 0))))
+    await hold_locks(connection, exclusive=[_EVERY_SERIES])
 
 
 async def series_opening_by(connection: AsyncConnection, moment: datetime) -> dict[SeriesKey, Span]:
@@ -254,8 +243,7 @@ async def _settle(
     removed = (await connection.execute(stale.returning(CandleGapModel.missing))).scalars().all()
     if found:
         rows = [
-            _key_values(key)
-            | {"first_missing": g.start, "last_missing": g.end, "missing": g.missing}
+            asdict(key) | {"first_missing": g.start, "last_missing": g.end, "missing": g.missing}
             for g in found
         ]
         await connection.execute(insert(CandleGapModel), rows)
@@ -268,7 +256,7 @@ async def _settle(
         "gap_count": (bounds.gaps or 0) - len(removed) + len(found),
     }
     if bounds.missing is None:
-        await connection.execute(insert(CandleSeriesModel).values(**_key_values(key), **values))
+        await connection.execute(insert(CandleSeriesModel).values(**asdict(key), **values))
     else:
         await connection.execute(
             update(CandleSeriesModel).where(key.of(CandleSeriesModel)).values(**values)
@@ -296,12 +284,3 @@ async def _gaps_between(
 def candle_gap(tf: Timeframe, first: datetime, last: datetime) -> Gap:
     """The run of missing candles opening from ``first`` to ``last``, inclusive."""
     return Gap(start=first, end=last, missing=tf.count_between(first, last))
-
-
-def _key_values(key: SeriesKey) -> dict[str, Any]:
-    return {
-        "symbol": key.symbol,
-        "exchange": key.exchange,
-        "timeframe": key.timeframe,
-        "price_type": key.price_type,
-    }

@@ -7,6 +7,7 @@ Runs on both backends.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -27,6 +28,7 @@ from iftb.data.storage import (
 from iftb.data.storage.scoped_database import Journal
 from tests.factories import T0, make_position, make_trade
 
+WRITERS = 6
 # One write per journal table, each in a scope of its own.
 WRITES: dict[str, Callable[[Journal], Awaitable[Any]]] = {
     "trades": lambda journal: journal.trades.insert(make_trade(trade_id="t")),
@@ -156,6 +158,22 @@ async def test_every_write_of_a_scopes_trades_moves_its_revision_and_nothing_els
         await runs.record_trades(run.id, [make_trade(trade_id=f"r{n}") for n in range(20)])
     assert await revision(db, run.scope) >= 1
     await unmoved()
+
+
+async def test_writers_racing_into_a_new_scope_all_land_and_each_moves_the_revision_once(
+    db: DatabaseManager,
+) -> None:
+    scope = Scope("racers", "paper")
+    start = asyncio.Barrier(WRITERS)
+
+    async def writer(number: int) -> None:
+        async with db.scope(scope.bot, scope.mode).session() as journal:
+            await start.wait()  # every unit of work open before any writes
+            await journal.trades.insert(make_trade(trade_id=f"racer-{number}"))
+
+    await asyncio.gather(*(writer(number) for number in range(WRITERS)))
+    assert await revision(db, scope) == WRITERS
+    assert (scope, WRITERS, 0) in await listed(db)
 
 
 async def test_the_revision_needs_a_scope(db: DatabaseManager) -> None:

@@ -23,6 +23,7 @@ from iftb.data.storage import (
     LLMAnalysisLog,
     Scope,
     ScopeRepository,
+    TradeRepository,
     ValidationError,
 )
 from iftb.data.storage.scoped_database import Journal
@@ -174,6 +175,48 @@ async def test_writers_racing_into_a_new_scope_all_land_and_each_moves_the_revis
     await asyncio.gather(*(writer(number) for number in range(WRITERS)))
     assert await revision(db, scope) == WRITERS
     assert (scope, WRITERS, 0) in await listed(db)
+
+
+@pytest.mark.postgres_only
+async def test_writers_of_one_scope_meeting_in_a_cycle_are_broken_up_and_both_land(
+    db: DatabaseManager,
+) -> None:
+    """The one cycle the registry can close (docs/scopes.md): a unit holds the scope's registry
+    row (it wrote a trade) and waits for a lock the other unit holds, which waits to write a
+    trade. PostgreSQL fails one as a deadlock; ``run_idempotent`` runs it again; both land."""
+    scope, other_lock = Scope("cycle", "live"), "SELECT pg_advisory_xact_lock(20261201)"
+    both_holding, attempts = asyncio.Event(), []
+    holders = 0
+
+    def unit(name: str, *, trade_first: bool) -> Callable[[Any], Awaitable[None]]:
+        async def work(session: Any) -> None:
+            nonlocal holders
+            attempts.append(name)
+            trades = TradeRepository(session, scope)
+            steps = [
+                lambda: trades.insert(make_trade(trade_id=name)),
+                lambda: session.execute(text(other_lock)),
+            ]
+            for step in steps if trade_first else reversed(steps):
+                await step()
+                if not both_holding.is_set():  # first attempt: hold one lock, then ask the other
+                    holders += 1
+                    if holders == 2:
+                        both_holding.set()
+                    await both_holding.wait()
+
+        return work
+
+    await asyncio.gather(
+        db.run_idempotent(unit("writes-first", trade_first=True)),
+        db.run_idempotent(unit("locks-first", trade_first=False)),
+    )
+    assert sorted(attempts) in (
+        ["locks-first", "locks-first", "writes-first"],
+        ["locks-first", "writes-first", "writes-first"],
+    )
+    assert (scope, 2, 0) in await listed(db)
+    assert await revision(db, scope) == 2
 
 
 async def test_the_revision_needs_a_scope(db: DatabaseManager) -> None:

@@ -70,6 +70,13 @@ class Scope:
         return {"bot": self.bot, "mode": self.mode, "run_id": self.run_id}
 
 
+def checked_scope(value: object) -> Scope:
+    """``value``, which must be a ``Scope`` (not its text): else a ValidationError."""
+    if not isinstance(value, Scope):
+        raise ValidationError(f"scope: expected a Scope, got {type(value).__name__}", field="scope")
+    return value
+
+
 def bot_name(value: Any) -> str:
     """A bot name: 1 to 50 characters, none of them a control character, no edge spaces."""
     if not isinstance(value, str):

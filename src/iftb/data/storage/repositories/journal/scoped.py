@@ -17,7 +17,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from iftb.data.storage.errors import ValidationError
 from iftb.data.storage.repositories.base import Repository, record_values
-from iftb.data.storage.scopes import DEFAULT_SCOPE, SCOPE_COLUMNS, Scope
+from iftb.data.storage.scopes import DEFAULT_SCOPE, SCOPE_COLUMNS, Scope, checked_scope
 
 
 class ScopedRepository(Repository):
@@ -25,11 +25,7 @@ class ScopedRepository(Repository):
 
     def __init__(self, session: AsyncSession, scope: Scope = DEFAULT_SCOPE) -> None:
         super().__init__(session)
-        if not isinstance(scope, Scope):
-            raise ValidationError(
-                f"scope: expected a Scope, got {type(scope).__name__}", field="scope"
-            )
-        self._scope = scope
+        self._scope = checked_scope(scope)
 
     @property
     def scope(self) -> Scope:

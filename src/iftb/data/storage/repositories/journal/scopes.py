@@ -41,7 +41,7 @@ from iftb.data.storage.repositories.base import Repository
 from iftb.data.storage.repositories.journal.scoped import in_scope
 from iftb.data.storage.repositories.journal.trade_statistics import CLOSED, trade_statistics
 from iftb.data.storage.scope_models import NO_RUN, JournalScopeModel
-from iftb.data.storage.scopes import Scope
+from iftb.data.storage.scopes import Scope, checked_scope
 from iftb.data.storage.validation import aware_utc
 
 _SCOPED = (
@@ -78,10 +78,7 @@ class ScopeRepository(Repository):
         Read twice, an unchanged number means unchanged trades: what was computed from them
         (statistics, say) still holds. Read it before computing, so the result is at least as
         new as the number it is kept under."""
-        if not isinstance(scope, Scope):
-            raise ValidationError(
-                f"scope: expected a Scope, got {type(scope).__name__}", field="scope"
-            )
+        checked_scope(scope)
         statement = select(JournalScopeModel.trades_revision).where(
             JournalScopeModel.bot == scope.bot,
             JournalScopeModel.mode == scope.mode,

@@ -103,32 +103,18 @@ def unique_in_scope(table: str, name: str, *columns: str, where: str = "") -> tu
     )
 
 
-def index_in_scope(table: str, name: str, *columns: str) -> tuple[Index, Index]:
+def index_in_scope(
+    table: str, name: str, *columns: str, counting: bool = False
+) -> tuple[Index, Index]:
     """Finds rows by ``columns`` within a scope: live and paper rows by (bot, mode, ...), a
-    backtest's by (run_id, ...), as ``unique_in_scope`` keys them, but not unique."""
+    backtest's by (run_id, ...), as ``unique_in_scope`` keys them, but not unique. ``counting``,
+    the run's index holds bot and mode too, so counting a scope's rows reads the index alone."""
+    run = ("run_id", "bot", "mode") if counting else ("run_id",)
     return (
         _partial(
             f"ix_{table}_scope_{name}", ("bot", "mode", *columns), "run_id IS NULL", unique=False
         ),
-        _partial(
-            f"ix_{table}_run_{name}", ("run_id", *columns), "run_id IS NOT NULL", unique=False
-        ),
-    )
-
-
-def listing_in_scope(table: str, name: str, *columns: str) -> tuple[Index, Index]:
-    """Lists a scope's rows in ``columns`` order, as ``index_in_scope`` finds them; the run's
-    index holds bot and mode too, so counting a scope's rows reads the index alone."""
-    return (
-        _partial(
-            f"ix_{table}_scope_{name}", ("bot", "mode", *columns), "run_id IS NULL", unique=False
-        ),
-        _partial(
-            f"ix_{table}_run_{name}",
-            ("run_id", "bot", "mode", *columns),
-            "run_id IS NOT NULL",
-            unique=False,
-        ),
+        _partial(f"ix_{table}_run_{name}", (*run, *columns), "run_id IS NOT NULL", unique=False),
     )
 
 
@@ -213,10 +199,10 @@ class TradeModel(ScopeColumns, IdentityRow, Base):
         *scope_rules(),
         *unique_in_scope("trades", "trade_id", "trade_id"),
         # a scope's trades by entry time, all or one symbol's: newest-first pages, their counts
-        *listing_in_scope("trades", "entry_time", "entry_time", "id"),
-        *listing_in_scope("trades", "symbol_entry_time", "symbol", "entry_time", "id"),
+        *index_in_scope("trades", "entry_time", "entry_time", "id", counting=True),
+        *index_in_scope("trades", "symbol_entry_time", "symbol", "entry_time", "id", counting=True),
         # a scope's trades by exit time: statistics (in exit order), rollups, recent closes
-        *listing_in_scope("trades", "exit_time", "exit_time", "id"),
+        *index_in_scope("trades", "exit_time", "exit_time", "id", counting=True),
         Index("ix_trades_action", "action"),
         gin_index("ix_trades_decision_reasons", "decision_reasons"),
     )

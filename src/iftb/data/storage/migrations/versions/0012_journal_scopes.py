@@ -36,13 +36,20 @@ REGISTERING = (
 )
 """Journal tables whose inserts register their scope; ``trades`` also revises it."""
 TRADE_EVENTS = {"insert": "NEW", "update": "NEW", "delete": "OLD"}
+"""Trades' events, each with the rows its trigger sees: the written ones, or the deleted."""
 
-_FUNCTIONS = {
-    "iftb_register_scopes": "ON CONFLICT DO NOTHING",
-    "iftb_revise_trade_scopes": (
+_REGISTER, _REVISE = "iftb_register_scopes", "iftb_revise_trade_scopes"
+_FUNCTIONS = {  # the revision a new scope starts at, and what a known scope's row gets
+    _REGISTER: (0, "ON CONFLICT DO NOTHING"),
+    _REVISE: (
+        1,
         "ON CONFLICT (bot, mode, run_key)\n"
-        "    DO UPDATE SET trades_revision = registered.trades_revision + 1"
+        "    DO UPDATE SET trades_revision = registered.trades_revision + 1",
     ),
+}
+_SQLITE_CONFLICTS = {  # the same on SQLite, which names no alias in INSERT
+    _REGISTER: "ON CONFLICT DO NOTHING",
+    _REVISE: "ON CONFLICT DO UPDATE SET trades_revision = trades_revision + 1",
 }
 _PG_FUNCTION = """
 CREATE FUNCTION public.{name}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
@@ -84,7 +91,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("bot", "mode", "run_key", name="pk_journal_scopes"),
     )
     for table in ("trades", *REGISTERING):
-        revision = 1 if table == "trades" else 0
+        revision, _conflict = _FUNCTIONS[_function(table)]
         op.execute(
             "INSERT INTO journal_scopes (bot, mode, run_key, trades_revision)"
             f" SELECT DISTINCT bot, mode, coalesce(run_id, 0), {revision} FROM {table}"
@@ -106,6 +113,11 @@ def downgrade() -> None:
     op.drop_table("journal_scopes")
 
 
+def _function(table: str) -> str:
+    """What a write to ``table`` does to its scope's row: trades revise it, the rest register."""
+    return _REVISE if table == "trades" else _REGISTER
+
+
 def _triggers() -> list[tuple[str, str]]:
     """(table, event) of every trigger: trades' three events, the other tables' inserts."""
     return [("trades", event) for event in TRADE_EVENTS] + [
@@ -114,32 +126,25 @@ def _triggers() -> list[tuple[str, str]]:
 
 
 def _postgresql_triggers() -> None:
-    for name, conflict in _FUNCTIONS.items():
-        revision = 1 if name == "iftb_revise_trade_scopes" else 0
+    for name, (revision, conflict) in _FUNCTIONS.items():
         op.execute(_PG_FUNCTION.format(name=name, revision=revision, conflict=conflict))
         op.execute(f"REVOKE ALL ON FUNCTION public.{name}() FROM PUBLIC")
     for table, event in _triggers():
-        function = "iftb_revise_trade_scopes" if table == "trades" else "iftb_register_scopes"
-        rows = "OLD" if event == "delete" else "NEW"
         op.execute(
             f"CREATE TRIGGER {table}_{event}_scope AFTER {event.upper()} ON public.{table}"
-            f" REFERENCING {rows} TABLE AS changed_rows"
-            f" FOR EACH STATEMENT EXECUTE FUNCTION public.{function}()"
+            f" REFERENCING {TRADE_EVENTS[event]} TABLE AS changed_rows"
+            f" FOR EACH STATEMENT EXECUTE FUNCTION public.{_function(table)}()"
         )
     op.execute(_OWNER_ONLY)
 
 
 def _sqlite_triggers() -> None:
     for table, event in _triggers():
-        row = TRADE_EVENTS[event]
-        conflict = (
-            "ON CONFLICT DO UPDATE SET trades_revision = trades_revision + 1"
-            if table == "trades"
-            else "ON CONFLICT DO NOTHING"
-        )
+        row, function = TRADE_EVENTS[event], _function(table)
+        revision, _conflict = _FUNCTIONS[function]
         op.execute(
             f"CREATE TRIGGER {table}_{event}_scope AFTER {event.upper()} ON {table} FOR EACH ROW"
             " BEGIN INSERT INTO journal_scopes (bot, mode, run_key, trades_revision)"
             f" VALUES ({row}.bot, {row}.mode, coalesce({row}.run_id, 0),"
-            f" {1 if table == 'trades' else 0}) {conflict}; END"
+            f" {revision}) {_SQLITE_CONFLICTS[function]}; END"
         )

@@ -35,23 +35,22 @@ async def statistics(
     """Statistics of the scope's trades closed in ``[start, end)``, on one exchange or all
     (the SQL of ``TradeRepository.get_statistics``, through ``ScopeRepository.compare``), kept
     until a trade of the scope is written (``statistics_cache``)."""
+    first, until = utc(start), utc(end)
     async with manager.get_session(read_only=True) as session:
         scopes = ScopeRepository(session)
 
         async def compute() -> TradeStatistics:
-            [compared] = await scopes.compare(
-                [scope], start=utc(start), end=utc(end), exchange=exchange
-            )
+            [compared] = await scopes.compare([scope], start=first, end=until, exchange=exchange)
             return compared.statistics
 
         revision = await scopes.trades_revision(scope)
         figures = await request.app.state.statistics.get(
-            (scope, utc(start), utc(end), exchange), revision, compute
+            (scope, first, until, exchange), revision, compute
         )
     return StatisticsOut(
         scope=ScopeOut.model_validate(scope),
-        start=utc(start),
-        end=utc(end),
+        start=first,
+        end=until,
         exchange=exchange,
         **asdict(figures),
     )

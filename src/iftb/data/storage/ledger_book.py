@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from operator import attrgetter
 from typing import Any
 
 from iftb.data.storage.enums import (
@@ -24,17 +23,22 @@ from iftb.data.storage.enums import (
     Side,
 )
 from iftb.data.storage.errors import ConflictError, ValidationError
-from iftb.data.storage.ledger_math import MONEY, Execution, TradeFigures, trade_figures
+from iftb.data.storage.ledger_math import (
+    Execution,
+    TradeFigures,
+    average_price,
+    fill_order,
+    trade_figures,
+    units,
+)
 from iftb.data.storage.ledger_records import Fill, FundingPayment, Order
 
 
 def order_progress(order: Order, fills: Sequence[Fill]) -> dict[str, Any]:
-    """The order's filled quantity, average fill price and status with ``fills`` (all of its
-    fills); fills adding up to more than the order are refused."""
-    filled, cost = Decimal(0), Decimal(0)
-    for fill in fills:
-        filled += fill.quantity
-        cost += fill.price * fill.quantity
+    """The order's filled quantity, average fill price (exact, rounded once, half up) and
+    status with ``fills`` (all of its fills); fills adding up to more than the order are
+    refused."""
+    filled, average = average_price((fill.price, fill.quantity) for fill in fills)
     if filled > order.quantity:
         raise ValidationError(
             f"quantity: the fills of order {order.client_order_id!r} add up to {filled}, "
@@ -46,7 +50,7 @@ def order_progress(order: Order, fills: Sequence[Fill]) -> dict[str, Any]:
         status = OrderStatus.FILLED if filled == order.quantity else OrderStatus.PARTIALLY_FILLED
     return {
         "filled_quantity": filled,
-        "average_fill_price": (cost / filled).quantize(MONEY) if filled else None,
+        "average_fill_price": average,
         "status": str(status),  # the value (a StrEnum's str), cheaper than OrderStatus(...).value
     }
 
@@ -82,42 +86,55 @@ def check_same_trade(order: Order, other: Order | None) -> None:
         )
 
 
-def order_identity(order: Order) -> tuple[Any, ...]:
-    """What makes an order the same order when it is recorded again."""
-    return (order.trade_id, order.symbol, order.side, order.position_side, order.quantity)
+REPLAY_TERMS: dict[type, tuple[str, ...]] = {
+    Order: (
+        "trade_id", "symbol", "side", "position_side", "order_type", "quantity", "price",
+        "stop_price", "time_in_force", "reduce_only",
+    ),
+    Fill: (
+        "client_order_id", "side", "price", "quantity", "fee", "fee_asset", "fee_quote",
+        "is_maker", "filled_at", "sequence",
+    ),
+    FundingPayment: ("amount", "rate", "position_size", "mark_price"),
+}  # fmt: skip
+"""What makes a record the same one when it is recorded again under its key. An order's status,
+fills, exchange id and payload move after it is placed; its ``placed_at`` is when the bot built
+it. A payment's ``reported_time`` is one of its several stamps of one funding time."""
 
 
-def check_same_order(known: Order, again: Order) -> None:
-    """An order recorded again (the same client order id) must be the same order."""
-    if order_identity(known) != order_identity(again):
+LedgerRecord = Order | Fill | FundingPayment
+
+
+def check_replay(known: LedgerRecord, again: LedgerRecord) -> None:
+    """A record recorded again under its key must carry the stored terms: anything else is a
+    ``ConflictError`` naming the key and each term that differs."""
+    terms = REPLAY_TERMS[type(known)]
+    differing = [name for name in terms if getattr(known, name) != getattr(again, name)]
+    if differing:
+        details = ", ".join(
+            f"{name} {_shown(getattr(again, name))} (stored {_shown(getattr(known, name))})"
+            for name in differing
+        )
         raise ConflictError(
-            f"client_order_id: {again.client_order_id!r} is already an order of "
-            f"{known.symbol} {known.side} {known.quantity} ({known.trade_id}); "
-            "nothing was written"
+            f"{_named(known)} is already recorded with other terms: {details}; nothing was written"
         )
 
 
-def check_not_reopened(trade_id: str, figures: TradeFigures, orders: Iterable[Order]) -> None:
-    """A new order filled on a trade that had closed would re-open history: refused, whatever
-    the arrival order.
+def _named(record: LedgerRecord) -> str:
+    if isinstance(record, Order):
+        return f"order {record.client_order_id!r} on {record.exchange}"
+    if isinstance(record, Fill):
+        return f"fill {record.exchange_fill_id!r} of {record.exchange} {record.symbol}"
+    return (
+        f"funding payment of {record.exchange} {record.symbol} {record.position_side} at "
+        f"{record.funding_time.isoformat()}"
+    )
 
-    Closed is certain only when the net quantity came back to zero with every order of the
-    trade final, and the late fill's order was placed after that. A fill of an order placed
-    before it belongs to a trade still running whose other fills have not all arrived.
-    """
-    late, closed_at = figures.late_fill, figures.closed_at
-    if late is None or closed_at is None:
-        return
-    mine = {order.client_order_id: order for order in orders}
-    order = mine.get(late.order)
-    finished = all(OrderStatus(o.status) in FINAL_ORDER_STATUSES for o in mine.values())
-    if finished and order is not None and order.placed_at > closed_at:
-        raise ValidationError(
-            f"filled_at: fill {late.fill_id!r} at {late.at.isoformat()} is for trade "
-            f"{trade_id!r}, which closed at {closed_at.isoformat()} before its order "
-            f"{order.client_order_id!r} was placed",
-            field="filled_at",
-        )
+
+def _shown(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return "none" if value is None else str(value)
 
 
 def executions(fills: Iterable[Fill], liquidation_orders: Iterable[str]) -> list[Execution]:
@@ -126,14 +143,14 @@ def executions(fills: Iterable[Fill], liquidation_orders: Iterable[str]) -> list
     liquidating = set(liquidation_orders)
     return [
         Execution(
+            fill_order(fill.filled_at, fill.sequence, fill.exchange_fill_id),
             fill.exchange_fill_id,
             fill.side,
-            fill.price,
-            fill.quantity,
-            fill.quote_fee,
+            units(fill.price),
+            units(fill.quantity),
+            units(fill.quote_fee),
             fill.filled_at,
             fill.client_order_id in liquidating,
-            fill.client_order_id,
         )
         for fill in fills
     ]
@@ -160,8 +177,13 @@ def position_status(figures: TradeFigures, latest_entry: datetime) -> PositionSt
     return PositionStatus.LIQUIDATED if figures.liquidated else PositionStatus.CLOSED
 
 
-_TIME_ORDER = attrgetter("filled_at", "exchange_fill_id")
-"""Fills in time order, ties by exchange fill id."""
+def in_exchange_order(fills: Iterable[Fill]) -> list[Fill]:
+    """``fills`` in their exchange's order (``fill_order``)."""
+    return sorted(fills, key=_place)
+
+
+def _place(fill: Fill) -> tuple[object, ...]:
+    return fill_order(fill.filled_at, fill.sequence, fill.exchange_fill_id)
 
 
 @dataclass
@@ -176,7 +198,7 @@ class SeriesBook:
     def fills_by_order(self) -> dict[str, list[Fill]]:
         """Each known order's fills, in time order (fills still waiting for theirs left out)."""
         mine: dict[str, list[Fill]] = defaultdict(list)
-        for fill in sorted(self.fills.values(), key=_TIME_ORDER):
+        for fill in in_exchange_order(self.fills.values()):
             if fill.client_order_id in self.orders:
                 mine[fill.client_order_id].append(fill)
         return mine

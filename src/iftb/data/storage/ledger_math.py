@@ -1,24 +1,27 @@
 """How a trade follows its fills and funding payments: exact, whatever order they arrived in.
 
-A trade's fills are applied in time order (ties by exchange fill id), so the same fills give the
+A trade's fills are applied in the exchange's order (``fill_order``), so the same fills give the
 same trade however a websocket delivered them. Average-cost accounting, as exchanges and
 freqtrade keep it:
 
-* an opening fill (buy on a long, sell on a short) moves the average entry price:
-  ``avg ← (avg × open + price × q) / (open + q)``;
-* a closing fill realises ``(price − avg) × q`` on a long, ``(avg − price) × q`` on a short;
+* an opening fill (buy on a long, sell on a short) adds ``price × q`` to the cost of what is
+  open; the average entry is that cost over the open quantity;
+* a closing fill of ``q`` realises ``(price − average) × q`` on a long, ``(average − price) × q``
+  on a short, and takes ``q``'s share of the cost with it (the average is unchanged);
 * ``realized_pnl = Σ realised − Σ fees + Σ funding`` (funding received is positive).
 
-Leverage changes the margin and the percentages, never the absolute PnL. Values are computed
-exactly and rounded once, half up, to the column's 8 places.
+Leverage changes the margin and the percentages, never the absolute PnL. Every value is computed
+in exact rationals (integers of 10⁻⁸ while nothing divides, ``Fraction`` after) and rounded
+once, half up, to its column's places.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import Decimal
+from fractions import Fraction
 from operator import attrgetter
 from typing import NamedTuple
 
@@ -27,21 +30,58 @@ from iftb.data.storage.enums import OrderSide, Side
 ZERO = Decimal(0)
 MONEY = Decimal("1e-8")
 """The 8 places of a money column."""
+UNITS = 10**8
+"""Money columns hold 8 places: a validated amount is a whole number of 10⁻⁸."""
+MONEY_PLACES = 8
+PERCENT_PLACES = 4
+
+Exact = int | Fraction
+"""An exact amount: a whole number of units while nothing divided, a rational after."""
+
+
+def units(value: Decimal) -> int:
+    """``value`` (at most 8 places: every validated amount) in whole 10⁻⁸."""
+    return int(value.scaleb(MONEY_PLACES))
+
+
+def half_up(value: Exact, scale: int = 1, places: int = MONEY_PLACES) -> Decimal:
+    """``value / scale`` rounded once, half up (away from zero at a tie), to ``places``."""
+    exact = Fraction(value) * 10**places / scale
+    whole, rest = divmod(abs(exact.numerator), exact.denominator)
+    if 2 * rest >= exact.denominator:
+        whole += 1
+    return Decimal(-whole if exact < 0 else whole).scaleb(-places)
+
+
+def fill_order(filled_at: datetime, sequence: int | None, fill_id: str) -> tuple[object, ...]:
+    """Where a fill stands in its exchange's order: by time; in one instant by the exchange's
+    sequence number when it gives one (those that carry one first), then by fill id, integer
+    ids as integers (fill 9 before fill 10) and before any other id, others as text."""
+    numeric = fill_id.isascii() and fill_id.isdigit()
+    return (
+        filled_at,
+        sequence is None,
+        sequence or 0,
+        not numeric,
+        int(fill_id) if numeric else 0,
+        fill_id,
+    )
 
 
 class Execution(NamedTuple):
     """What the arithmetic needs of a fill (a tuple: a history builds one per fill)."""
 
+    place: tuple[object, ...]
+    """``fill_order`` of the fill: executions sort by it."""
     fill_id: str
     side: str
     """``OrderSide``'s value."""
-    price: Decimal
-    quantity: Decimal
-    fee: Decimal
+    price: int
+    """In 10⁻⁸ (``units``), as ``quantity`` and ``fee``."""
+    quantity: int
+    fee: int
     at: datetime
     liquidation: bool = False
-    order: str = ""
-    """The client order id of the fill's order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,24 +96,26 @@ class TradeFigures:
     """Still open: zero once closed."""
     average_entry: Decimal
     """The average entry of what is still open (the position's entry price)."""
+    open_cost: Decimal
+    """What is open at its average entry (the position's margin at leverage 1); while nothing
+    is, everything opened at its entry price."""
     exit_price: Decimal | None
     """Volume-weighted price of the closing fills."""
     gross_pnl: Decimal
     fees: Decimal
     funding: Decimal
     realized_pnl: Decimal
+    realized_pnl_pct: Decimal
+    """``realized_pnl`` over everything opened at its entry price, × 100 (leverage 1)."""
     entry_time: datetime
     exit_time: datetime | None
     """The last closing fill's time, once nothing is open."""
     liquidated: bool
-    late_fill: Execution | None = None
-    """A fill after the trade had closed (net quantity back to zero): history re-opened,
-    which the callers refuse."""
-    closed_at: datetime | None = None
-    """When the net quantity first came back to zero."""
-    net: Decimal = field(default=ZERO, compare=False, repr=False)
-    """``realised − fees``, exact (before funding and rounding): what ``with_funding`` adds
-    funding to."""
+    net: Exact = 0
+    """``realised − fees``, exact, in 10⁻¹⁶ (before funding and rounding): what
+    ``with_funding`` adds funding to."""
+    opened_cost: int = 0
+    """Everything opened at its price, in 10⁻¹⁶."""
 
     @property
     def is_closed(self) -> bool:
@@ -82,9 +124,14 @@ class TradeFigures:
     def with_funding(self, funding: Iterable[Decimal]) -> TradeFigures:
         """The same trade with ``funding`` (replacing any before): funding moves neither its
         fills' figures nor its window, so a history computes each trade once."""
-        with localcontext(prec=60):
-            paid = sum(funding, ZERO)
-            return replace(self, funding=paid, realized_pnl=_money(self.net + paid))
+        paid = sum(map(units, funding))
+        total = self.net + paid * UNITS
+        return replace(
+            self,
+            funding=half_up(paid, UNITS),
+            realized_pnl=half_up(total, UNITS * UNITS),
+            realized_pnl_pct=half_up(total * 100, self.opened_cost, PERCENT_PLACES),
+        )
 
 
 def trade_figures(
@@ -93,69 +140,72 @@ def trade_figures(
     """The trade made by ``executions`` (any order) and ``funding``; None without an opening
     fill yet (a closing fill that arrived first waits for it).
 
-    A closing fill beyond what is open, in time order, is counted as closing what is open and
-    no more is realised on the excess: it can only be a fill whose opening fill has not arrived
+    A closing fill beyond what is open, in the exchange's order, closes what is open and no
+    more is realised on the excess: it can only be a fill whose opening fill has not arrived
     yet (``open_quantity`` is then negative, and the trade stays open until it does).
     """
     opening = OrderSide.BUY if position_side == Side.LONG else OrderSide.SELL
     direction = 1 if position_side == Side.LONG else -1
-    ordered = sorted(executions, key=_TIME_ORDER)
-    with localcontext(prec=60):
-        average, held, realised, fees = ZERO, ZERO, ZERO, ZERO
-        opened, opened_cost, closed, closed_value = ZERO, ZERO, ZERO, ZERO
-        first: datetime | None = None
-        last_close: datetime | None = None
-        liquidated = False
-        closed_at: datetime | None = None
-        late: Execution | None = None
-        for fill in ordered:
-            if closed_at is not None and late is None:
-                late = fill
-            fees += fill.fee
-            held_long = held if held >= ZERO else ZERO  # max(held, 0)
-            if fill.side == opening:
-                first = first or fill.at
-                cost = fill.price * fill.quantity
-                average = (average * held_long + cost) / (held_long + fill.quantity)
-                held += fill.quantity
-                opened += fill.quantity
-                opened_cost += cost
-            else:
-                taken = fill.quantity if fill.quantity <= held_long else held_long  # min()
-                realised += direction * (fill.price - average) * taken
-                held -= fill.quantity
-                closed += fill.quantity
-                closed_value += fill.price * fill.quantity
-                last_close = fill.at
-                liquidated = liquidated or fill.liquidation
-                if held == 0 and closed_at is None:
-                    closed_at = fill.at
-        if first is None:
-            return None
-        net = realised - fees
-        paid = sum(funding, ZERO)
-        return TradeFigures(
-            entry_price=_money(opened_cost / opened),
-            quantity=opened,
-            open_quantity=held,
-            average_entry=_money(average),
-            exit_price=_money(closed_value / closed) if closed else None,
-            gross_pnl=_money(realised),
-            fees=fees,
-            funding=paid,
-            realized_pnl=_money(net + paid),
-            entry_time=first,
-            exit_time=last_close if held == 0 and closed else None,
-            liquidated=liquidated,
-            late_fill=late,
-            closed_at=closed_at,
-            net=net,
-        )
+    held = fees = opened = opened_cost = closed = closed_value = 0
+    cost: Exact = 0  # of what is open, in 10⁻¹⁶
+    realised: Exact = 0  # in 10⁻¹⁶
+    first: datetime | None = None
+    last_close: datetime | None = None
+    liquidated = False
+    for fill in sorted(executions, key=_PLACE):
+        fees += fill.fee
+        value = fill.price * fill.quantity
+        if fill.side == opening:
+            first = first or fill.at
+            # flat or short of fills that have not arrived: what opens now starts the cost
+            cost = cost + value if held > 0 else fill.price * max(held + fill.quantity, 0)
+            held += fill.quantity
+            opened += fill.quantity
+            opened_cost += value
+        else:
+            taken = min(fill.quantity, max(held, 0))
+            if taken:
+                share = cost if taken == held else Fraction(cost * taken, held)
+                realised += direction * (fill.price * taken - share)
+                cost -= share
+            held -= fill.quantity
+            closed += fill.quantity
+            closed_value += value
+            last_close = fill.at
+            liquidated = liquidated or fill.liquidation
+    if first is None:
+        return None
+    still_open = held > 0
+    net = realised - fees * UNITS
+    figures = TradeFigures(
+        entry_price=half_up(opened_cost, opened * UNITS),
+        quantity=half_up(opened, UNITS),
+        open_quantity=half_up(held, UNITS),
+        average_entry=half_up(cost, held * UNITS) if still_open else ZERO,
+        open_cost=half_up(cost if still_open else opened_cost, UNITS * UNITS),
+        exit_price=half_up(closed_value, closed * UNITS) if closed else None,
+        gross_pnl=half_up(realised, UNITS * UNITS),
+        fees=half_up(fees, UNITS),
+        funding=ZERO,
+        realized_pnl=ZERO,
+        realized_pnl_pct=ZERO,
+        entry_time=first,
+        exit_time=last_close if held == 0 and closed else None,
+        liquidated=liquidated,
+        net=net,
+        opened_cost=opened_cost,
+    )
+    return figures.with_funding(funding)
 
 
-_TIME_ORDER = attrgetter("at", "fill_id")
-"""Fills in time order, ties by exchange fill id."""
+def average_price(fills: Iterable[tuple[Decimal, Decimal]]) -> tuple[Decimal, Decimal | None]:
+    """The total quantity of ``fills`` ((price, quantity) each) and their volume-weighted
+    price, rounded once, half up (None when nothing filled)."""
+    filled = cost = 0
+    for price, quantity in fills:
+        filled += units(quantity)
+        cost += units(price) * units(quantity)
+    return half_up(filled, UNITS), half_up(cost, filled * UNITS) if filled else None
 
 
-def _money(value: Decimal) -> Decimal:
-    return value.quantize(MONEY, rounding=ROUND_HALF_UP)
+_PLACE = attrgetter("place")

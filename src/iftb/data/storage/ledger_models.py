@@ -12,7 +12,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, FetchedValue, ForeignKey, Integer, String, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    FetchedValue,
+    ForeignKey,
+    Integer,
+    String,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from iftb.data.storage.enums import OrderSide, OrderStatus, OrderType, Side
@@ -104,6 +113,9 @@ class FillModel(ScopeColumns, IdentityRow, Base):
     """The fee's value in the quote asset, when it was charged in another (e.g. BNB)."""
     is_maker: Mapped[bool | None] = mapped_column(Boolean)
     filled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sequence: Mapped[int | None] = mapped_column(BigInteger)
+    """The exchange's own order of its fills, where it gives one: it orders fills of one
+    instant before their ids do (migration 0013)."""
 
 
 class FundingPaymentModel(ScopeColumns, IdentityRow, Base):
@@ -132,3 +144,6 @@ class FundingPaymentModel(ScopeColumns, IdentityRow, Base):
     mark_price: Mapped[Decimal | None] = mapped_column(Money)
     amount: Mapped[Decimal] = mapped_column(Money)
     trade_id: Mapped[str | None] = mapped_column(String(100))
+    reported_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """The time the exchange reported when it was not exactly the funding boundary it settles
+    (``funding_time``): websocket and REST stamp one payment apart (migration 0013)."""

@@ -7,7 +7,7 @@ again), so recording a history of 150k of them does not check them all a second 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -81,7 +81,8 @@ class Fill(ValidatedRecord):
 
     ``fee`` is in ``fee_asset`` (the quote asset when not given), as the exchange reports it.
     PnL is counted in the quote asset, so a fee charged in another asset (BNB) needs its quote
-    value, ``fee_quote``: without it the fill is refused.
+    value, ``fee_quote``: without it the fill is refused. A fee in the quote asset is its own
+    quote value: a ``fee_quote`` that says otherwise is refused, as is an empty asset.
     """
 
     _rules: ClassVar[dict[str, Rule]] = record_rules(FillModel, side=OrderSide)
@@ -98,6 +99,9 @@ class Fill(ValidatedRecord):
     fee_asset: str | None = None
     fee_quote: Decimal | None = None
     is_maker: bool | None = None
+    sequence: int | None = None
+    """The exchange's own place of the fill in its sequence, where it gives one: it orders
+    fills of one instant (``ledger_math.fill_order``)."""
     exchange: str = "binance"
     order_id: int | None = None
     bot: str | None = None
@@ -111,10 +115,22 @@ class Fill(ValidatedRecord):
         positive("quantity", self.quantity)
         positive("fee", self.fee, allow_zero=True)
         positive("fee_quote", self.fee_quote, allow_zero=True)
-        if self.fee and self.fee_quote is None and not quoted_in(self.symbol, self.fee_asset):
+        if self.fee_asset is not None and not self.fee_asset.strip():
+            raise ValidationError(
+                "fee_asset: is empty; leave it out (None) for the quote asset", field="fee_asset"
+            )
+        in_quote = quoted_in(self.symbol, self.fee_asset)
+        if self.fee and self.fee_quote is None and not in_quote:
             raise ValidationError(
                 f"fee_quote: the fee is in {self.fee_asset}, not {self.symbol}'s quote asset; "
                 "pass fee_quote, its value in the quote asset",
+                field="fee_quote",
+            )
+        if self.fee_quote is not None and (in_quote or not self.fee) and self.fee_quote != self.fee:
+            asset = self.fee_asset or "the quote asset"
+            raise ValidationError(
+                f"fee_quote: {self.fee_quote} contradicts the fee of {self.fee} {asset}: a fee "
+                "in the quote asset, or no fee, is its own quote value",
                 field="fee_quote",
             )
 
@@ -133,9 +149,35 @@ def quoted_in(symbol: str, asset: str | None) -> bool:
     return pair.endswith(asset) or pair.endswith(f"/{asset}")
 
 
+FUNDING_TOLERANCE = timedelta(minutes=1)
+"""How far from its funding boundary an exchange may stamp a payment (REST and websocket stamp
+one payment up to seconds apart)."""
+
+
+def funding_boundary(reported: datetime) -> datetime:
+    """The funding boundary a payment stamped ``reported`` settles: the whole UTC hour within
+    ``FUNDING_TOLERANCE`` of it (every exchange's funding interval, 1, 4 or 8 hours, starts on
+    one). A stamp further from any whole hour is refused."""
+    hour = reported.replace(minute=0, second=0, microsecond=0)
+    nearest = hour + timedelta(hours=1) if reported - hour > timedelta(minutes=30) else hour
+    if abs(reported - nearest) > FUNDING_TOLERANCE:
+        raise ValidationError(
+            f"funding_time: {reported.isoformat()} is not within "
+            f"{int(FUNDING_TOLERANCE.total_seconds())} s of a whole UTC hour, where every "
+            "funding interval settles",
+            field="funding_time",
+        )
+    return nearest
+
+
 @dataclass(frozen=True, slots=True)
 class FundingPayment(ValidatedRecord):
-    """Funding on one side of a symbol at one funding time: received (positive) or paid."""
+    """Funding on one side of a symbol for one funding interval: received (positive) or paid.
+
+    Its identity is the interval it settles: ``funding_time`` is made the funding boundary
+    (``funding_boundary``), and the time the exchange reported, when it differs, is kept as
+    ``reported_time``.
+    """
 
     _rules: ClassVar[dict[str, Rule]] = record_rules(FundingPaymentModel, position_side=Side)
     _required: ClassVar[frozenset[str]] = required_columns(FundingPaymentModel)
@@ -149,11 +191,25 @@ class FundingPayment(ValidatedRecord):
     position_size: Decimal | None = None
     mark_price: Decimal | None = None
     trade_id: str | None = None
+    reported_time: datetime | None = None
     bot: str | None = None
     mode: str | None = None
     run_id: int | None = None
     id: int | None = None
     created_at: datetime | None = None
+
+    def _check_invariants(self) -> None:
+        boundary = funding_boundary(self.funding_time)
+        if boundary != self.funding_time:
+            if self.reported_time is None:
+                object.__setattr__(self, "reported_time", self.funding_time)
+            object.__setattr__(self, "funding_time", boundary)
+        if self.reported_time is not None and funding_boundary(self.reported_time) != boundary:
+            raise ValidationError(
+                f"reported_time: {self.reported_time.isoformat()} does not settle the funding "
+                f"boundary {boundary.isoformat()}",
+                field="reported_time",
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import DeclarativeBase
@@ -22,8 +22,7 @@ from iftb.data.storage.errors import ValidationError, translated_errors
 from iftb.data.storage.ledger_book import (
     SeriesBook,
     check_fill,
-    check_not_reopened,
-    check_same_order,
+    check_replay,
     check_same_trade,
     order_progress,
     position_status,
@@ -44,6 +43,7 @@ if TYPE_CHECKING:
     from iftb.data.storage.repositories.journal.ledger_history import HistoryWriter
 
 Series = tuple[str, str]
+Record = TypeVar("Record", Order, Fill, FundingPayment)
 
 
 class _BulkColumns:
@@ -135,10 +135,8 @@ class HistoryPlan:
         self._owners: dict[Series, dict[tuple[str, datetime], str | None]] = {}
         for series, book in self._books.items():
             by_order = book.fills_by_order()
-            progress = self._progress[series] = self._settled(book, by_order)
-            figures, self._owners[series] = book.trades(by_order)
-            self._figures[series] = figures
-            self._check_not_reopened(book, figures, progress)
+            self._progress[series] = self._settled(book, by_order)
+            self._figures[series], self._owners[series] = book.trades(by_order)
         self._columns = {
             OrderModel: _ORDER_COLUMNS.of(self._new_orders, self._order_progress(), self._scope),
             FillModel: _FILL_COLUMNS.of(self._new_fills, {}, self._scope),
@@ -167,18 +165,9 @@ class HistoryPlan:
                 self._new_funding += new.funding.values()
                 continue
             book = self._books[series]
-            for client_order_id, order in new.orders.items():
-                known = book.orders.setdefault(client_order_id, order)
-                if known is order:
-                    self._new_orders.append(order)
-                else:
-                    check_same_order(known, order)
-            for fill_id, fill in new.fills.items():
-                if book.fills.setdefault(fill_id, fill) is fill:
-                    self._new_fills.append(fill)
-            for key, payment in new.funding.items():
-                if book.funding.setdefault(key, payment) is payment:
-                    self._new_funding.append(payment)
+            self._new_orders += _claimed(book.orders, new.orders)
+            self._new_fills += _claimed(book.fills, new.fills)
+            self._new_funding += _claimed(book.funding, new.funding)
 
     async def write(self) -> HistoryCounts:
         await self._write_orders()
@@ -239,30 +228,6 @@ class HistoryPlan:
                 filled += fill.quantity
             progress[client_order_id] = order_progress(order, fills)
         return progress
-
-    def _check_not_reopened(
-        self,
-        book: SeriesBook,
-        trades: Mapping[str, TradeFigures],
-        progress: Mapping[str, Mapping[str, Any]],
-    ) -> None:
-        """No new order filled on a closed trade (``check_not_reopened``), named where its
-        fill came in. Only a trade with a fill after its net quantity came back to zero can
-        be one: its orders are looked at, with the statuses this batch gives them."""
-        for trade_id, made in trades.items():
-            if made.late_fill is None:
-                continue
-            orders = [
-                replace(order, status=progress[order.client_order_id]["status"])
-                if order.client_order_id in progress
-                else order
-                for order in book.orders.values()
-                if order.trade_id == trade_id
-            ]
-            try:
-                check_not_reopened(trade_id, made, orders)
-            except ValidationError as exc:
-                raise self._batch.at(book.fills[made.late_fill.fill_id], exc) from None
 
     # --- writes -----------------------------------------------------------------------------
 
@@ -406,6 +371,19 @@ class HistoryPlan:
         if rows:
             with translated_errors():
                 await self._writer.session.execute(update(model), rows)
+
+
+def _claimed(stored: dict[Any, Record], batch: Mapping[Any, Record]) -> list[Record]:
+    """The records of ``batch`` not in ``stored`` (now added to it); one stored already must
+    be the same record (``check_replay``)."""
+    new = []
+    for key, record in batch.items():
+        known = stored.setdefault(key, record)
+        if known is record:
+            new.append(record)
+        else:
+            check_replay(known, record)
+    return new
 
 
 def _differs(stored: Callable[[str], Any], values: Mapping[str, Any]) -> bool:

@@ -24,7 +24,7 @@ from iftb.data.storage.enums import (
 from iftb.data.storage.errors import ConflictError, NotFoundError
 from iftb.data.storage.ledger_book import (
     check_fill,
-    check_same_order,
+    check_replay,
     check_same_trade,
     order_progress,
 )
@@ -73,7 +73,7 @@ class LedgerRepository(TradeFollower):
             stored = one_or_none(Order, await self._execute(statement))
             assert stored is not None
         else:
-            check_same_order(stored, order)
+            check_replay(stored, order)
         waiting = await self._fills(
             (FillModel.exchange == stored.exchange)
             & (FillModel.client_order_id == stored.client_order_id)
@@ -115,13 +115,15 @@ class LedgerRepository(TradeFollower):
 
     @in_one_savepoint
     async def record_fill(self, fill: Fill) -> Fill:
-        """Store a fill (the same exchange fill id again is a no-op returning the stored one)
-        and apply it: its order's filled quantity, average price and status, the trade and
-        the position follow. A fill whose order is not recorded yet waits for it."""
+        """Store a fill and apply it: its order's filled quantity, average price and status,
+        the trade and the position follow. A fill whose order is not recorded yet waits for it.
+        The same exchange fill id again is a no-op returning the stored fill, or a
+        ``ConflictError`` when any of its terms differs."""
         fill.validate()
         await self._lock(fill.exchange, fill.symbol)
         stored = await self._stored_fill(fill)
         if stored is not None:
+            check_replay(stored, fill)
             return stored
         order = await self._order(fill.exchange, fill.client_order_id)
         earlier: list[Fill] = []
@@ -138,8 +140,9 @@ class LedgerRepository(TradeFollower):
 
     @in_one_savepoint
     async def record_funding(self, payment: FundingPayment) -> FundingPayment:
-        """Store a funding payment (the same symbol, side and time again is a no-op) and add
-        it to the trade that was open then."""
+        """Store a funding payment and add it to the trade that was open then. The same
+        symbol, side and funding interval again is a no-op, or a ``ConflictError`` when its
+        amount or another term differs."""
         payment.validate()
         await self._lock(payment.exchange, payment.symbol)
         key = (
@@ -152,6 +155,7 @@ class LedgerRepository(TradeFollower):
         found = await self._execute(select(*_FUNDING).where(*key))
         stored = one_or_none(FundingPayment, found)
         if stored is not None:
+            check_replay(stored, payment)
             return stored
         values = self._row_values(payment, FundingPaymentModel) | {"trade_id": None}
         statement = insert(FundingPaymentModel).values(values).returning(*_FUNDING)

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, select
 
 from iftb.data.storage.errors import ValidationError
-from iftb.data.storage.ledger_book import SeriesBook, check_same_order
+from iftb.data.storage.ledger_book import SeriesBook, check_replay
 from iftb.data.storage.ledger_models import FillModel, FundingPaymentModel, OrderModel
 from iftb.data.storage.ledger_records import Fill, FundingPayment, HistoryCounts, Order
 from iftb.data.storage.models import PositionModel, TradeModel
@@ -64,8 +64,8 @@ class HistoryWriter(ScopedRepository):
         fills: Sequence[Fill],
         funding: Sequence[FundingPayment],
     ) -> Batch:
-        """Each record claimed for the scope; replays within the batch dropped; an order
-        recorded twice with other terms refused.
+        """Each record claimed for the scope; replays within the batch dropped; a record given
+        twice with other terms refuses the batch (``check_replay``).
 
         The records were checked when built, and are frozen (``dataclasses.replace`` builds a
         new one, checked again): all but an order's JSON document, whose insides its caller may
@@ -79,15 +79,12 @@ class HistoryWriter(ScopedRepository):
         self._claim_all("funding", funding)
         books: dict[Series, SeriesBook] = defaultdict(SeriesBook)
         for order in orders:
-            book = books[order.exchange, order.symbol]
-            first = book.orders.setdefault(order.client_order_id, order)
-            if first is not order:
-                check_same_order(first, order)
+            _keep(books[order.exchange, order.symbol].orders, order.client_order_id, order)
         for fill in fills:
-            books[fill.exchange, fill.symbol].fills.setdefault(fill.exchange_fill_id, fill)
+            _keep(books[fill.exchange, fill.symbol].fills, fill.exchange_fill_id, fill)
         for payment in funding:
             key = (payment.position_side, payment.funding_time)
-            books[payment.exchange, payment.symbol].funding.setdefault(key, payment)
+            _keep(books[payment.exchange, payment.symbol].funding, key, payment)
         return Batch(dict(books), {"orders": orders, "fills": fills, "funding": funding})
 
     def _claim_all(self, kind: str, records: Sequence[ValidatedRecord]) -> None:
@@ -131,3 +128,10 @@ class HistoryWriter(ScopedRepository):
             trades=await read(TradeModel),
             positions=await read(PositionModel),
         )
+
+
+def _keep(kept: dict[Any, Any], key: Any, record: Order | Fill | FundingPayment) -> None:
+    """The first record under ``key``; one given again must be the same (``check_replay``)."""
+    first = kept.setdefault(key, record)
+    if first is not record:
+        check_replay(first, record)

@@ -12,18 +12,17 @@ from sqlalchemy import and_, exists, insert, or_, select, update
 
 from iftb.data.storage.enums import OrderType, PositionStatus, Side, TradeAction
 from iftb.data.storage.ledger_book import (
-    check_not_reopened,
     executions,
     funding_owner,
+    in_exchange_order,
     position_status,
 )
-from iftb.data.storage.ledger_math import MONEY, TradeFigures, trade_figures
+from iftb.data.storage.ledger_math import TradeFigures, trade_figures
 from iftb.data.storage.ledger_models import FillModel, FundingPaymentModel, OrderModel
 from iftb.data.storage.ledger_records import Fill, FundingPayment, FundingTotal, Order
-from iftb.data.storage.models import PositionModel, TradeModel
+from iftb.data.storage.models import Percent, PositionModel, TradeModel
 from iftb.data.storage.repositories.base import all_records, one_or_none, touched
 from iftb.data.storage.repositories.journal.scoped import ScopedRepository
-from iftb.data.storage.repositories.journal.trades import pnl_percent
 from iftb.data.storage.validation import aware_utc
 
 _ORDERS = OrderModel.__table__.columns
@@ -105,12 +104,9 @@ class TradeFollower(ScopedRepository):
         return one_or_none(Fill, await self._execute(statement))
 
     async def _fills(self, condition: Any) -> list[Fill]:
-        statement = (
-            select(*_FILLS)
-            .where(self._in_scope(FillModel), condition)
-            .order_by(FillModel.filled_at, FillModel.exchange_fill_id)
-        )
-        return all_records(Fill, await self._execute(statement))
+        """The fills that meet ``condition``, in their exchange's order."""
+        statement = select(*_FILLS).where(self._in_scope(FillModel), condition)
+        return in_exchange_order(all_records(Fill, await self._execute(statement)))
 
     async def _trade_open_at(self, payment: FundingPayment) -> str | None:
         """The ledger trade of the payment's symbol and side open at its funding time, if any
@@ -154,7 +150,6 @@ class TradeFollower(ScopedRepository):
         figures = trade_figures(side, fills)
         if figures is None:
             return
-        check_not_reopened(trade_id, figures, orders)
         funding, others = await self._link_funding(trade_id, orders[0], figures)
         await self._store_trade(trade_id, orders[0], figures.with_funding(funding))
         for other in sorted(others):
@@ -264,9 +259,7 @@ def trade_values(order: Order, figures: TradeFigures) -> dict[str, Any]:
         "fee": figures.fees,
         "funding": figures.funding,
         "realized_pnl": figures.realized_pnl,
-        "realized_pnl_pct": pnl_percent(
-            figures.realized_pnl, figures.entry_price, figures.quantity, Decimal(1)
-        ),
+        "realized_pnl_pct": pct if Percent.holds(pct := figures.realized_pnl_pct) else None,
         "entry_time": figures.entry_time,
         "exit_time": figures.exit_time,
     }
@@ -284,7 +277,7 @@ def position_values(order: Order, figures: TradeFigures, status: PositionStatus)
         "side": order.position_side,
         "entry_price": entry,
         "quantity": quantity,
-        "margin": (entry * quantity).quantize(MONEY),
+        "margin": figures.open_cost,
         "status": status.value,
         "entry_time": figures.entry_time,
     }

@@ -248,3 +248,15 @@ def _unchecked(fill: Fill, changes: dict[str, object]) -> Fill:
     for name, value in changes.items():
         object.__setattr__(fill, name, value)
     return fill
+
+
+async def test_an_earlier_fill_arriving_late_keeps_the_position_open(db: DatabaseManager) -> None:
+    """Found by the replay test: the second buy arrives first, then the first. The trade's entry
+    moves back to the first buy; its position, the only one of its side, stays open (it was
+    compared with its own stored entry, found "later", and closed)."""
+    async with db.scope("b").session() as journal:
+        await journal.ledger.record_order(_order())
+        await journal.ledger.record_fill(_fill(2))
+        await journal.ledger.record_fill(_fill(1))
+        positions = await journal.positions.get_open_positions()
+    assert [(p.quantity, p.entry_time) for p in positions] == [(Decimal(2), _minutes(1))]

@@ -11,7 +11,7 @@ freqtrade keep it:
 * ``realized_pnl = Σ realised − Σ fees + Σ funding`` (funding received is positive).
 
 Leverage changes the margin and the percentages, never the absolute PnL. Every value is computed
-in exact rationals (integers of 10⁻⁸ while nothing divides, ``Fraction`` after) and rounded
+exactly, in integers (amounts in whole 10⁻⁸, and fractions of them as integer pairs), and rounded
 once, half up, to its column's places.
 """
 
@@ -21,9 +21,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from fractions import Fraction
+from math import gcd
 from operator import attrgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from iftb.data.storage.enums import OrderSide, Side
 
@@ -35,22 +35,22 @@ UNITS = 10**8
 MONEY_PLACES = 8
 PERCENT_PLACES = 4
 
-Exact = int | Fraction
-"""An exact amount: a whole number of units while nothing divided, a rational after."""
-
 
 def units(value: Decimal) -> int:
     """``value`` (at most 8 places: every validated amount) in whole 10⁻⁸."""
     return int(value.scaleb(MONEY_PLACES))
 
 
-def half_up(value: Exact, scale: int = 1, places: int = MONEY_PLACES) -> Decimal:
-    """``value / scale`` rounded once, half up (away from zero at a tie), to ``places``."""
-    exact = Fraction(value) * 10**places / scale
-    whole, rest = divmod(abs(exact.numerator), exact.denominator)
-    if 2 * rest >= exact.denominator:
+def half_up(numerator: int, denominator: int = 1, places: int = MONEY_PLACES) -> Decimal:
+    """``numerator / denominator`` (denominator > 0) rounded once, half up (away from zero at a
+    tie), to ``places``: integer arithmetic only."""
+    whole, rest = divmod(abs(numerator) * _POWERS[places], denominator)
+    if 2 * rest >= denominator:
         whole += 1
-    return Decimal(-whole if exact < 0 else whole).scaleb(-places)
+    return Decimal(-whole if numerator < 0 else whole).scaleb(-places)
+
+
+_POWERS = {MONEY_PLACES: 10**MONEY_PLACES, PERCENT_PLACES: 10**PERCENT_PLACES}
 
 
 def fill_order(filled_at: datetime, sequence: int | None, fill_id: str) -> tuple[object, ...]:
@@ -111,10 +111,10 @@ class TradeFigures:
     exit_time: datetime | None
     """The last closing fill's time, once nothing is open."""
     liquidated: bool
-    net: Exact = 0
-    """``realised − fees``, exact, in 10⁻¹⁶ (before funding and rounding): what
+    net: tuple[int, int] = (0, 1)
+    """``realised − fees`` in 10⁻¹⁶, exact, as (numerator, denominator): what
     ``with_funding`` adds funding to."""
-    opened_cost: int = 0
+    opened_cost: int = 1
     """Everything opened at its price, in 10⁻¹⁶."""
 
     @property
@@ -124,14 +124,20 @@ class TradeFigures:
     def with_funding(self, funding: Iterable[Decimal]) -> TradeFigures:
         """The same trade with ``funding`` (replacing any before): funding moves neither its
         fills' figures nor its window, so a history computes each trade once."""
-        paid = sum(map(units, funding))
-        total = self.net + paid * UNITS
-        return replace(
-            self,
-            funding=half_up(paid, UNITS),
-            realized_pnl=half_up(total, UNITS * UNITS),
-            realized_pnl_pct=half_up(total * 100, self.opened_cost, PERCENT_PLACES),
-        )
+        return replace(self, **_funded(self.net, self.opened_cost, funding))
+
+
+def _funded(net: tuple[int, int], opened_cost: int, funding: Iterable[Decimal]) -> dict[str, Any]:
+    """Funding, realized PnL and its percentage: ``net`` (realised − fees, 10⁻¹⁶) plus
+    ``funding``, rounded once."""
+    paid = sum(map(units, funding))
+    numerator, denominator = net
+    total = numerator + paid * UNITS * denominator
+    return {
+        "funding": half_up(paid, UNITS),
+        "realized_pnl": half_up(total, denominator * UNITS * UNITS),
+        "realized_pnl_pct": half_up(total * 100, denominator * opened_cost, PERCENT_PLACES),
+    }
 
 
 def trade_figures(
@@ -143,12 +149,15 @@ def trade_figures(
     A closing fill beyond what is open, in the exchange's order, closes what is open and no
     more is realised on the excess: it can only be a fill whose opening fill has not arrived
     yet (``open_quantity`` is then negative, and the trade stays open until it does).
+
+    The cost of what is open is kept as an exact fraction of integers (``cost / scale``, in
+    10⁻¹⁶): a partial close keeps ``(held − q) / held`` of it. What the closes realised is
+    then, exactly, the value they closed at less the cost they took away: everything ever
+    added to the cost, less what is left of it.
     """
     opening = OrderSide.BUY if position_side == Side.LONG else OrderSide.SELL
-    direction = 1 if position_side == Side.LONG else -1
-    held = fees = opened = opened_cost = closed = closed_value = 0
-    cost: Exact = 0  # of what is open, in 10⁻¹⁶
-    realised: Exact = 0  # in 10⁻¹⁶
+    held = fees = opened = opened_cost = closed = closed_value = added = taken_value = 0
+    cost, scale = 0, 1
     first: datetime | None = None
     last_close: datetime | None = None
     liquidated = False
@@ -157,17 +166,23 @@ def trade_figures(
         value = fill.price * fill.quantity
         if fill.side == opening:
             first = first or fill.at
-            # flat or short of fills that have not arrived: what opens now starts the cost
-            cost = cost + value if held > 0 else fill.price * max(held + fill.quantity, 0)
+            if held > 0:
+                cost += value * scale
+                added += value
+            else:  # flat, or short of fills that have not arrived: what opens starts the cost
+                cost, scale = fill.price * max(held + fill.quantity, 0), 1
+                added += cost
             held += fill.quantity
             opened += fill.quantity
             opened_cost += value
         else:
             taken = min(fill.quantity, max(held, 0))
             if taken:
-                share = cost if taken == held else Fraction(cost * taken, held)
-                realised += direction * (fill.price * taken - share)
-                cost -= share
+                taken_value += fill.price * taken
+                cost, scale = cost * (held - taken), scale * held
+                if scale > _NORMALISE_ABOVE:
+                    common = gcd(cost, scale)
+                    cost, scale = cost // common, scale // common
             held -= fill.quantity
             closed += fill.quantity
             closed_value += value
@@ -175,27 +190,32 @@ def trade_figures(
             liquidated = liquidated or fill.liquidation
     if first is None:
         return None
+    direction = 1 if position_side == Side.LONG else -1
+    realised = direction * ((taken_value - added) * scale + cost)  # over ``scale``, in 10⁻¹⁶
     still_open = held > 0
-    net = realised - fees * UNITS
-    figures = TradeFigures(
+    net = (realised - fees * UNITS * scale, scale)
+    return TradeFigures(
         entry_price=half_up(opened_cost, opened * UNITS),
         quantity=half_up(opened, UNITS),
         open_quantity=half_up(held, UNITS),
-        average_entry=half_up(cost, held * UNITS) if still_open else ZERO,
-        open_cost=half_up(cost if still_open else opened_cost, UNITS * UNITS),
+        average_entry=half_up(cost, scale * held * UNITS) if still_open else ZERO,
+        open_cost=half_up(cost, scale * UNITS * UNITS)
+        if still_open
+        else half_up(opened_cost, UNITS * UNITS),
         exit_price=half_up(closed_value, closed * UNITS) if closed else None,
-        gross_pnl=half_up(realised, UNITS * UNITS),
+        gross_pnl=half_up(realised, scale * UNITS * UNITS),
         fees=half_up(fees, UNITS),
-        funding=ZERO,
-        realized_pnl=ZERO,
-        realized_pnl_pct=ZERO,
         entry_time=first,
         exit_time=last_close if held == 0 and closed else None,
         liquidated=liquidated,
         net=net,
         opened_cost=opened_cost,
+        **_funded(net, opened_cost, funding),
     )
-    return figures.with_funding(funding)
+
+
+_NORMALISE_ABOVE = 2**512
+"""Partial closes multiply the cost's denominator; past this it is reduced (``gcd``)."""
 
 
 def average_price(fills: Iterable[tuple[Decimal, Decimal]]) -> tuple[Decimal, Decimal | None]:

@@ -218,8 +218,8 @@ class TradeFollower(ScopedRepository):
                        PositionModel.entry_time).where(series)
             )
         ).all()  # fmt: skip
-        latest = max((p.entry_time for p in found), default=figures.entry_time)
-        status = position_status(figures, latest)
+        others = [p.entry_time for p in found if p.trade_id != trade_id]
+        status = position_status(figures, max(others, default=figures.entry_time))
         if status == PositionStatus.OPEN:
             superseded = [
                 p.id for p in found if p.trade_id != trade_id and p.status == PositionStatus.OPEN

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from iftb.data.storage import DatabaseManager, Scope, ValidationError
+from tests.support.racers import race
 
 T0 = datetime(2024, 3, 1, 12, tzinfo=UTC)
 VALUES: list[Any] = [
@@ -69,6 +71,11 @@ async def test_a_key_is_replaced_per_scope_and_deleted(db: DatabaseManager) -> N
         ("k", "a\x00b", "value: NUL"),
         ("k" * 101, 1, "key: 101 characters exceed the limit of 100"),
         ("", 1, "key: a state key cannot be empty"),
+        pytest.param(
+            "k", 10**5000, "value: an integer this long cannot be written", id="5001-digits"
+        ),
+        ("k", {1: "a", "1": "b"}, "value: the key 1 is not text"),
+        ("k", [{"x": {2.5: "nested"}}], "value: the key 2.5 is not text"),
     ],
 )
 async def test_a_bad_key_or_value_is_refused_and_nothing_is_written(
@@ -150,3 +157,73 @@ async def test_a_backtest_run_has_its_own_state(db: DatabaseManager) -> None:
         assert await journal.state.items() == {"k": 2}
     async with db.scope("trend-1", "live").session() as journal:
         assert await journal.state.items() == {}
+
+
+RACER = """
+import asyncio, sys
+sys.path.insert(0, {root!r})
+from datetime import UTC, datetime, timedelta
+from iftb.data.storage import DatabaseManager
+
+async def main(url, name):
+    async with DatabaseManager(url) as db:
+        taken = 0
+        for number in range(30):
+            async with db.scope("racers").session() as journal:
+                await journal.state.increment("counter")
+                until = datetime.now(UTC) + timedelta(hours=1)
+                if await journal.locks.try_lock(f"PAIR{{number}}", until, reason=name):
+                    taken += 1
+        for _ in range(70):
+            async with db.scope("racers").session() as journal:
+                await journal.state.increment("counter")
+        print(taken)
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+async def test_two_processes_share_a_counter_and_the_pair_locks_exactly(
+    db: DatabaseManager, database_url: str, tmp_path: Path
+) -> None:
+    """Two bots each increment one counter 100 times and try to lock the same 30 pairs: the
+    counter ends at 200 (a read-then-set lost updates: 117), and every pair is locked once,
+    by one of them (a blind ``lock`` let both take all 30)."""
+    await race(tmp_path, RACER, [database_url, "a"], [database_url, "b"])
+    async with db.scope("racers").session(read_only=True) as journal:
+        assert await journal.state.get("counter") == 200
+        locks = await journal.locks.active_locks()
+    assert sorted(lock.symbol for lock in locks) == sorted(f"PAIR{n}" for n in range(30))
+
+
+async def test_compare_and_set_writes_only_over_the_value_expected(db: DatabaseManager) -> None:
+    async with db.scope().session() as journal:
+        state = journal.state
+        assert await state.compare_and_set("mode", None, "trading")  # unset: taken
+        assert not await state.compare_and_set("mode", None, "paused")
+        assert not await state.compare_and_set("mode", "paused", "stopped")
+        assert await state.compare_and_set("mode", "trading", "paused")
+        await state.set("n", 1)
+        assert not await state.compare_and_set("n", True, 2)  # True == 1, but not an int
+        assert not await state.compare_and_set("n", Decimal(1), 2)
+        assert await state.compare_and_set("n", 1, Decimal("2.5"))
+        with pytest.raises(ValidationError, match="value: the key 1 is not text"):
+            await state.compare_and_set("n", Decimal("2.5"), {1: "x"})
+        with pytest.raises(ValidationError, match="holds a Decimal, not an integer"):
+            await state.increment("n")
+        assert await state.items() == {"mode": "paused", "n": Decimal("2.5")}
+
+
+async def test_try_lock_takes_a_pair_only_where_no_lock_is_in_force(db: DatabaseManager) -> None:
+    hour = T0 + timedelta(hours=1)
+    async with db.scope().session() as journal:
+        locks = journal.locks
+        assert await locks.try_lock("BTCUSDT", hour, side="long", now=T0) is not None
+        assert await locks.try_lock("BTCUSDT", hour, side="long", now=T0) is None
+        assert await locks.try_lock("BTCUSDT", hour, side="*", now=T0) is None  # long is held
+        assert await locks.try_lock("BTCUSDT", hour, side="short", now=T0) is not None
+        assert await locks.try_lock("ETHUSDT", hour, now=T0) is not None
+        assert await locks.try_lock("ETHUSDT", hour, side="short", now=T0) is None  # * holds
+        later = hour + timedelta(minutes=1)  # expired: free again
+        assert await locks.try_lock("BTCUSDT", later + timedelta(hours=1), now=later) is not None
+        assert len(await locks.active_locks(at=T0)) == 3

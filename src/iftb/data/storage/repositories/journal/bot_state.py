@@ -3,17 +3,24 @@
 A value is stored as text beside the name of its type, and read back as that type: ``str``,
 ``int``, ``Decimal`` (to the last digit), aware UTC ``datetime``, or JSON (dicts, lists, bools,
 floats). Writing a key replaces its value, whatever its type was, with one native upsert.
+
+``set`` is a blind write. Where two writers may change one key from what each read, use the
+atomic forms: ``compare_and_set`` (write only over the value expected) and ``increment`` (a
+counter). Each takes the key in turn with every other atomic writer of it: an advisory lock of
+the key on PostgreSQL, the database's write lock on SQLite.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import delete, select
 
+from iftb.data.storage.advisory_locks import hold_locks
 from iftb.data.storage.enums import StateType
 from iftb.data.storage.errors import ValidationError
 from iftb.data.storage.models import BotStateModel
@@ -60,6 +67,39 @@ class BotStateRepository(ScopedRepository):
             row.key: decode(row.value_type, row.value) for row in await self._execute(statement)
         }
 
+    async def compare_and_set(self, key: str, expected: Any, value: Any) -> bool:
+        """Store ``value`` under ``key`` only if ``key`` holds ``expected`` now (of the same
+        type; None: only if unset), atomically; whether it was stored."""
+        name = _key(key)
+        encode(value)  # a bad value is refused whatever the key holds
+        await self._take_turn(name)
+        current = await self.get(name)
+        if current is None or expected is None:
+            matches = current is None and expected is None
+        else:
+            matches = type(current) is type(expected) and current == expected
+        if matches:
+            await self.set(name, value)
+        return matches
+
+    async def increment(self, key: str, by: int = 1) -> int:
+        """Add ``by`` to the integer under ``key`` (unset: 0), atomically; the new value."""
+        name = _key(key)
+        if isinstance(by, bool) or not isinstance(by, int):
+            raise ValidationError(f"by: must be an integer (got {by!r})", field="by")
+        await self._take_turn(name)
+        current = await self.get(name, 0)
+        if isinstance(current, bool) or not isinstance(current, int):
+            raise ValidationError(
+                f"value: {name!r} holds a {type(current).__name__}, not an integer", field="value"
+            )
+        await self.set(name, current + by)
+        return current + by
+
+    async def _take_turn(self, key: str) -> None:
+        connection = await self._session.connection()
+        await hold_locks(connection, exclusive=[f"iftb-state:{self.scope}:{key}"])
+
     async def delete(self, key: str) -> bool:
         """Forget ``key``; whether it was set."""
         statement = delete(BotStateModel).where(
@@ -86,13 +126,40 @@ def encode(value: Any) -> tuple[StateType, str]:
     if isinstance(value, bool):  # before int: a bool is an int to Python, not to the reader
         return StateType.JSON, json.dumps(value)
     if isinstance(value, int):
-        return StateType.INT, str(value)
+        try:
+            return StateType.INT, str(value)
+        except ValueError:  # past Python's limit on integer text (sys.int_info)
+            raise ValidationError(
+                "value: an integer this long cannot be written as text and read back "
+                f"(over {sys.get_int_max_str_digits():,} digits)",
+                field="value",
+            ) from None
     if isinstance(value, Decimal):
         return StateType.DECIMAL, str(to_decimal("value", value))
     if isinstance(value, datetime):
         return StateType.DATETIME, aware_utc("value", value).isoformat()
     _JSON(value)
+    _check_text_keys(value)
     return StateType.JSON, json.dumps(value, allow_nan=False)
+
+
+def _check_text_keys(document: Any) -> None:
+    """Every object key of ``document`` is text: JSON turns ``1`` into ``"1"``, so the value
+    would not read back as written (and ``{1: "a", "1": "b"}`` would lose a key)."""
+    pending = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            for key in value:
+                if not isinstance(key, str):
+                    raise ValidationError(
+                        f"value: the key {key!r} is not text; a JSON object's keys are text, "
+                        "so it would not read back as written",
+                        field="value",
+                    )
+            pending.extend(value.values())
+        elif isinstance(value, list | tuple):
+            pending.extend(value)
 
 
 def decode(kind: str, text: str) -> Any:

@@ -2,6 +2,9 @@
 
 A lock blocks one side of a symbol, or both (``*``), until its end time; expired locks are
 ignored by every read, and ``unlock`` ends a lock early by marking it inactive (history stays).
+``lock`` always adds a lock; ``try_lock`` takes one only where none is in force, atomically
+against every other ``try_lock`` of the symbol (an advisory lock on PostgreSQL, the database's
+write lock on SQLite), so two bots racing for a pair cannot both take it.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, insert, or_, select, true, update
 
+from iftb.data.storage.advisory_locks import hold_locks
 from iftb.data.storage.enums import LockSide
 from iftb.data.storage.errors import ValidationError
 from iftb.data.storage.journal_records import PairLock
@@ -53,6 +57,25 @@ class PairLockRepository(ScopedRepository):
         stored = one_or_none(PairLock, await self._write(statement))
         assert stored is not None
         return stored
+
+    async def try_lock(
+        self,
+        symbol: str,
+        until: datetime,
+        side: str = LockSide.BOTH,
+        reason: str | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> PairLock | None:
+        """Lock ``symbol`` on ``side`` until ``until`` unless a lock is in force there (on that
+        side or both; for ``*``, on either): the new lock, or None when it was taken."""
+        start = aware_utc("now", now or datetime.now(UTC))
+        name = _RULES["symbol"](symbol)
+        connection = await self._session.connection()
+        await hold_locks(connection, exclusive=[f"iftb-pair-lock:{self.scope}:{name}"])
+        if await self.active_locks(name, side, at=start):
+            return None
+        return await self.lock(name, until, side, reason, now=start)
 
     async def active_locks(
         self, symbol: str | None = None, side: str | None = None, *, at: datetime | None = None

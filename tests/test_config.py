@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,3 +107,49 @@ def test_the_password_never_appears_in_reprs_or_the_safe_url(
 
 def test_settings_are_cached() -> None:
     assert get_settings() is get_settings()
+
+
+@pytest.mark.parametrize("password", ["p@ss:w0rd", "p@ss", "@lead", "tr@il@"])
+def test_a_password_may_hold_at_signs_and_colons_as_written(
+    monkeypatch: pytest.MonkeyPatch, password: str
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://iftb:{password}@127.0.0.1:6543/db")
+    url = get_settings().database.url_object()
+    assert (url.password, url.host, url.port, url.database) == (password, "127.0.0.1", 6543, "db")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://iftb:p@ss:w0rd@127.0.0.1:notaport/db",
+        "postgresql://iftb:hunter2secret@[::1/db",
+    ],
+)
+def test_a_malformed_url_is_a_clear_error_without_the_password(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
+    with pytest.raises(ConfigError, match="^DATABASE_URL: not a valid database URL") as refused:
+        get_settings()
+    assert not {"ss", "w0rd", "hunter2", "secret"} & set(str(refused.value).split())
+    assert "hunter2" not in str(refused.value) and "w0rd" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://iftb:p@ss:w0rd@127.0.0.1:notaport/db", "not a valid database URL"),
+        ("postgresql://iftb:p@ss@127.0.0.1:1/db", "cannot connect to PostgreSQL at 127.0.0.1:1"),
+    ],
+)
+def test_every_command_reports_a_bad_url_in_one_line(url: str, shown: str) -> None:
+    """``--help`` works; a command says what is wrong in one line, exit 1: no traceback, and
+    nothing of the password (``p@ss`` once showed as "cannot connect ... at ss@127.0.0.1")."""
+    command = [str(Path(sys.executable).parent / "iftb-db")]
+    environment = os.environ | {"DATABASE_URL": url}
+    helped = subprocess.run([*command, "--help"], env=environment, capture_output=True, text=True)
+    assert helped.returncode == 0 and "Usage" in helped.stdout
+    ran = subprocess.run([*command, "current"], env=environment, capture_output=True, text=True)
+    output = ran.stdout + ran.stderr
+    assert ran.returncode == 1 and shown in " ".join(output.split())
+    assert "Traceback" not in output and "ss@" not in output and "w0rd" not in output

@@ -33,6 +33,13 @@ from iftb.utils.redaction import is_secret_key, redact, redact_data
         ("config.db.password = 'x'", "config.db.password = '***'"),
         ("dsn: password=zz", "dsn: password=***"),
         ("secret=a token=b access_token=c", "secret=*** token=*** access_token=***"),
+        ("postgresql://bot:pa'ss@db/x", "postgresql://bot:***@db/x"),
+        ('postgresql://bot:pa"ss@db/x failed', "postgresql://bot:***@db/x failed"),
+        ("host=db password=pa'ss\"w port=1", "host=db password=*** port=1"),
+        ("rejected 'host=db password=hunter2'", "rejected 'host=db password=***'"),
+        ("{'dsn': 'password=x'}", "{'dsn': 'password=***'}"),
+        ("password='ab'\"cd' end", "password='***' end"),
+        ('{"password":"x","side":"long"}', '{"password":"***","side":"long"}'),
     ],
 )  # fmt: skip
 def test_redact_masks_every_credential_shape(text: str, expected: str) -> None:
@@ -144,3 +151,19 @@ def test_data_that_contains_itself_is_shown_cut_off_never_raising() -> None:
     cyclic["again"] = cyclic
     shown = str(redact_data(cyclic))
     assert "pw-1" not in shown and "<nested too deep>" in shown
+
+
+QUOTED_PASSWORDS = st.text(alphabet=string.ascii_letters + string.digits + "'\"@:,", min_size=8)
+
+
+@given(password=QUOTED_PASSWORDS)
+def test_a_password_with_quotes_never_shows(password: str) -> None:
+    """Quotes anywhere in a URL's password: masked whole. In a key=value secret no letter or
+    digit shows: a quote that ends it, with any punctuation after, may close an enclosing
+    string and is left outside the mask; one that opens it quotes it."""
+    redacted = redact(f"connect to postgresql://bot:{password}@db.internal/iftb now")
+    assert redacted == "connect to postgresql://bot:***@db.internal/iftb now"
+    shown = redact(f"host=db password={password} dbname=iftb")
+    assert shown.startswith("host=db password=")
+    rest = shown.removeprefix("host=db password=").removesuffix(" dbname=iftb")
+    assert not any(char.isalnum() for char in rest)

@@ -22,6 +22,8 @@ from iftb.commands import (
     scopes,
     serve,
 )
+from iftb.commands.common import err_console
+from iftb.config import ConfigError
 from iftb.utils import configure_logging
 
 app = typer.Typer(
@@ -56,5 +58,17 @@ for area in (
     app.registered_commands.extend(area.app.registered_commands)
     app.registered_groups.extend(area.app.registered_groups)
 
+
+def entry() -> None:
+    """``iftb-db``: a configuration error met before a command could report it (a malformed
+    ``DATABASE_URL`` read while the command sets up) is one clear line and exit 1, never a
+    traceback (its text never repeats the URL)."""
+    try:
+        app()
+    except ConfigError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        raise SystemExit(1) from None
+
+
 if __name__ == "__main__":
-    app()
+    entry()

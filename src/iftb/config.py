@@ -10,6 +10,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
 from pydantic import Field, SecretStr
 from pydantic import ValidationError as PydanticValidationError
@@ -147,11 +148,20 @@ def _parse_url(raw: str) -> URL:
 
 
 def to_async_url(raw: str | URL) -> URL:
-    """The async-driver form of a database URL (``postgresql://`` → ``postgresql+asyncpg://``)."""
+    """The async-driver form of a database URL (``postgresql://`` → ``postgresql+asyncpg://``).
+
+    A password may hold ``@`` and ``:`` as written (``postgres://iftb:p@ss:w0rd@host/db``): the
+    host follows the last ``@`` of the authority. Any other character a URL reserves must be
+    percent-encoded, or the password given as ``DB_PASSWORD``. No error repeats the URL: a
+    malformed one may hold a password.
+    """
     try:
-        url = make_url(raw)
-    except ArgumentError:
-        raise ConfigError("not a valid database URL") from None
+        url = make_url(raw if isinstance(raw, URL) else _password_escaped(raw))
+    except (ArgumentError, ValueError):
+        raise ConfigError(
+            "not a valid database URL (percent-encode reserved characters in the password, "
+            "e.g. %2F for '/', or give it as DB_PASSWORD)"
+        ) from None
     driver = _DRIVERS.get(url.drivername)
     if driver is None:
         raise ConfigError(
@@ -159,6 +169,20 @@ def to_async_url(raw: str | URL) -> URL:
             "(use postgresql://, postgresql+asyncpg://, sqlite:// or sqlite+aiosqlite://)"
         )
     return url.set(drivername=driver)
+
+
+def _password_escaped(raw: str) -> str:
+    """``raw`` with its user and password percent-encoded when the password holds an ``@``
+    (the authority then has several): the host follows the last one before the path."""
+    scheme, separator, rest = raw.partition("://")
+    authority_end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    authority = rest[:authority_end]
+    if not separator or authority.count("@") < 2:
+        return raw
+    userinfo, _, host = authority.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    escaped = f"{quote(user, safe='')}{colon}{quote(password, safe='')}"
+    return f"{scheme}://{escaped}@{host}{rest[authority_end:]}"
 
 
 _PREFIXES = {DatabaseSettings: "DB_", LogSettings: "LOG_", WebSettings: "IFTB_WEB_"}
@@ -176,6 +200,14 @@ def _load(kind: type[BaseSettings]) -> BaseSettings:
             )
             problems.append(f"{variable}: {error['msg']}")
         raise ConfigError("; ".join(problems)) from None
+
+
+def get_log_settings() -> LogSettings:
+    """The logging settings alone: logging is set up at import, before any command runs, and
+    must not fail on a database URL that the command will report."""
+    log = _load(LogSettings)
+    assert isinstance(log, LogSettings)
+    return log
 
 
 @lru_cache(maxsize=1)

@@ -48,9 +48,9 @@ def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
     """Configure structlog and the ``iftb`` logger tree (level and format default to settings)."""
     global _configured
     if level is None or fmt is None:
-        from iftb.config import get_settings
+        from iftb.config import get_log_settings
 
-        settings = get_settings().log
+        settings = get_log_settings()
         level, fmt = level or settings.level, fmt or settings.format
     renderer: Any = (
         structlog.processors.JSONRenderer()

@@ -29,7 +29,7 @@ _KEY_NOISE = str.maketrans("", "", "-_ ")
 # the first '@' after which the host part (up to '/', '?', '#' or the token's end) holds no
 # further '@'. Found by a scan (``_mask_url_passwords``), linear in the text's length.
 _URL_SCHEME = re.compile(r"\b[a-z][a-z0-9+.-]*://", re.IGNORECASE)
-_TOKEN = re.compile(r"[^\s'\"]+")
+_TOKEN = re.compile(r"\S+")  # quotes included: a password may hold one
 _HOST_END = frozenset("/?#")
 _AUTH_SCHEME = r"(?:Bearer|Basic|Digest|Token)\s+"
 # Outside a secret-named pair, only the schemes as headers spell them, followed by something as
@@ -44,9 +44,10 @@ _PAIR_KEY = re.compile(
     r"(?<![\w.-])(?P<key>(?P<quote>[\"']?)[A-Za-z_][\w.-]{0,63}(?P=quote))(?P<sep>\s*[:=]\s*)"
 )
 # A secret's value, read only after a secret key: quoted (to the closing quote, or to the end of
-# the line when there is none), or up to the next blank or quote.
+# the line when there is none), or up to the next blank — quotes included, as a password may
+# hold one (over-masking a closing bracket or comma is the safe side).
 _PAIR_VALUE = re.compile(
-    rf"\"(?:[^\"\\\n]|\\.)*(?:\"|$)|'(?:[^'\\\n]|\\.)*(?:'|$)|(?:{_AUTH_SCHEME})?[^\s'\"]+",
+    rf"\"(?:[^\"\\\n]|\\.)*(?:\"|$)|'(?:[^'\\\n]|\\.)*(?:'|$)|(?:{_AUTH_SCHEME})?\S+",
     re.IGNORECASE | re.MULTILINE,
 )
 # A PEM private key (an exchange's Ed25519 or RSA API key): masked from BEGIN to END, or to the
@@ -144,6 +145,31 @@ def _userinfo_ends(token: str) -> list[int]:
     return found[::-1]
 
 
+def _quoted_end(text: str, end: int) -> int:
+    """Where a quoted secret ends: at its closing quote, unless more of a word follows it (a
+    password that begins with a quote, ``'ab'c``, ``'ab'"c``, ``'ab',c``): then at the next
+    blank. A quote followed by a separator and the next key (``"x","side":``) ends it."""
+    tail = _WORD_TAIL.match(text, end)
+    if tail is None:
+        return end
+    word = tail[0]
+    more = word[0].isalnum() or word[0] in "'\"" or (word[0] in ",;" and word[1:2].isalnum())
+    return tail.end() if more else end
+
+
+_WORD_TAIL = re.compile(r"\S+")
+
+
+def _unquoted_length(value: str) -> int:
+    """How much of an unquoted secret value is the secret: all of it, but for a quote that only
+    closes an enclosing string (``'host=db password=x'``, ``{'dsn': 'password=x'}``): one
+    followed by nothing but punctuation. A quote inside the secret (``pa'ss``) is kept in it."""
+    for index, char in enumerate(value):
+        if char in "'\"" and not any(c.isalnum() for c in value[index + 1 :]):
+            return index
+    return len(value)
+
+
 def _mask_pairs(text: str) -> str:
     """Mask the value of each secret-named pair. Scanning resumes right after a key that is not
     a secret, so its value is read as text again ("error: password=x", "dsn: token=y")."""
@@ -157,6 +183,8 @@ def _mask_pairs(text: str) -> str:
             continue
         quote = value[0][0] if value[0][0] in ("'", '"') else ""
         parts.append(f"{text[position : match.end()]}{quote}{MASK}{quote}")
-        position = value.end()
+        position = (
+            _quoted_end(text, value.end()) if quote else match.end() + _unquoted_length(value[0])
+        )
     parts.append(text[position:])
     return "".join(parts)

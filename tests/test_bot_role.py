@@ -436,3 +436,93 @@ async def test_the_bot_cannot_fill_the_catalog_with_far_partitions(
 ) -> None:
     with pytest.raises(asyncpg.DatetimeFieldOverflowError, match="outside 1970"):
         await as_bot.execute(f"SELECT iftb_ensure_ohlcv_partitions(ARRAY[timestamptz '{moment}'])")
+
+
+# --- the second wave's surfaces (issue 26, items 1 and 2) -----------------------------------
+
+SCOPED = ["trades", "positions", "daily_performance", "system_events", "llm_analysis_log",
+          "bot_state", "pair_locks", "orders", "fills", "funding_payments"]  # fmt: skip
+
+
+async def test_the_bot_cannot_relabel_live_history_as_its_run_and_delete_it(
+    bot: DatabaseManager, as_bot: asyncpg.Connection
+) -> None:
+    """The attack: in one transaction insert a run, relabel default/live rows as that run (the
+    CHECK holds), delete the run. Every relabel is refused, on every scoped table; the run
+    deletes only its own rows."""
+    async with bot.get_session() as session:
+        await TradeRepository(session).insert(make_trade(trade_id="live-1"))
+        await PositionRepository(session).update_position(make_position(symbol="ETHUSDT"))
+    async with bot.scope().session() as journal:
+        await journal.state.set("k", 1)
+        await journal.locks.lock("BTCUSDT", datetime.now(UTC) + timedelta(hours=1))
+    live = (
+        "SELECT (SELECT count(*) FROM trades WHERE mode = 'live'),"
+        " (SELECT count(*) FROM positions WHERE mode = 'live')"
+    )
+    before = tuple(await as_bot.fetchrow(live))
+    run = await as_bot.fetchval(
+        "INSERT INTO backtest_runs (bot, strategy, timeframe, data_start, data_end, status)"
+        " VALUES ('default', 'attack', '1h', now() - interval '1 day', now(), 'finished')"
+        " RETURNING id"
+    )
+    for table in ("trades", "positions", "bot_state", "pair_locks"):  # (events: no UPDATE at all)
+        for change in ("mode = 'backtest', run_id = $1", "bot = 'other', run_id = $1 * 0 + NULL"):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="scope is fixed"):
+                async with as_bot.transaction():  # a savepoint: the refusal leaves the rest usable
+                    await as_bot.execute(f"UPDATE {table} SET {change} WHERE true", run)
+    guarded = await as_bot.fetch(
+        "SELECT tgrelid::regclass::text AS name FROM pg_trigger WHERE tgname LIKE '%_keep_scope'"
+    )
+    assert sorted(row["name"] for row in guarded) == sorted(SCOPED)
+    assert await as_bot.fetchval("SELECT iftb_delete_backtest_run($1)", run) == 0
+    assert tuple(await as_bot.fetchrow(live)) == before
+
+
+async def test_the_owner_may_still_move_a_row_between_scopes(deployment: Deployment) -> None:
+    owner = await deployment.connect("iftb_owner")
+    try:
+        transaction = owner.transaction()
+        await transaction.start()
+        try:
+            await owner.execute(
+                "INSERT INTO bot_state (key, value_type, value) VALUES ('owned', 'str', 'v')"
+            )
+            moved = await owner.execute("UPDATE bot_state SET bot = 'renamed' WHERE key = 'owned'")
+        finally:
+            await transaction.rollback()
+    finally:
+        await owner.close()
+    assert moved == "UPDATE 1"
+
+
+@pytest.mark.parametrize("function", ["iftb_register_scopes", "iftb_revise_trade_scopes"])
+async def test_the_registry_functions_serve_only_the_journal_tables(
+    deployment: Deployment, as_bot: asyncpg.Connection, function: str
+) -> None:
+    """The bot attached the registry's SECURITY DEFINER functions to a temporary table of its
+    own and wrote 200,001 forged scopes as the owner. It holds no EXECUTE on them now; and even a
+    role that does (the owner) cannot make them act for another table."""
+    forged = "CREATE TEMP TABLE forged (bot text, mode text, run_id bigint)"
+    attach = (
+        f"CREATE TRIGGER forge AFTER INSERT ON forged REFERENCING NEW TABLE AS changed_rows"
+        f" FOR EACH STATEMENT EXECUTE FUNCTION public.{function}()"
+    )
+    await as_bot.execute(forged)
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+        async with as_bot.transaction():
+            await as_bot.execute(attach)
+    assert not await as_bot.fetchval(f"SELECT has_function_privilege('{function}()', 'EXECUTE')")
+    owner = await deployment.connect("iftb_owner")
+    try:
+        transaction = owner.transaction()
+        await transaction.start()
+        try:
+            await owner.execute(forged)
+            await owner.execute(attach)
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="runs only as the scope"):
+                await owner.execute("INSERT INTO forged VALUES ('x', 'nonsense', NULL)")
+        finally:
+            await transaction.rollback()
+    finally:
+        await owner.close()

@@ -18,8 +18,10 @@ from iftb.data.storage import (
     Scope,
     SystemEvent,
     SystemEventModel,
+    Timeouts,
 )
 from iftb.data.storage import SystemEventRepository as Events
+from iftb.data.storage.log_bridge import MAX_TEXT
 from iftb.utils import get_logger
 from tests.support.pg_cluster import PostgresServer
 
@@ -395,3 +397,33 @@ async def test_closing_stops_the_writer_even_as_work_arrives(db: DatabaseManager
     closing = asyncio.create_task(bridge.aclose())
     done, _ = await asyncio.wait({closing}, timeout=5)
     assert closing in done, "aclose() did not return: the writer never stopped"
+
+
+async def test_a_record_of_megabytes_is_stored_cut_and_the_bridge_keeps_flowing(
+    database_url: str, app_logger: logging.Logger
+) -> None:
+    """A 30 MB message (and details, and a stack trace) under a 1 s statement_timeout: it was
+    taken for "database unavailable" and retried forever, and none of the next 20 records was
+    stored. Each field is now cut to ``MAX_TEXT`` characters with its full length noted."""
+    async with DatabaseManager(database_url, timeouts=Timeouts(statement=1.0)) as db:
+        bridge = DatabaseLogHandler(db, flush_interval=0.05, retry_delay=0.05)
+        bridge.install([LOGGER])
+        try:
+            huge = "x" * 30_000_000
+            try:
+                raise RuntimeError(huge)
+            except RuntimeError:
+                app_logger.exception(huge, extra={"details": {"payload": huge}})
+            for number in range(20):
+                app_logger.warning("after %d", number)
+            async with asyncio.timeout(60):
+                await bridge.flush_async()
+        finally:
+            await bridge.aclose()
+        events = await stored(db)
+    assert {f"after {n}" for n in range(20)} <= {event.message for event in events}
+    [big] = [event for event in events if event.message.startswith("xxx")]
+    assert len(big.message) == MAX_TEXT and big.message.endswith("30,000,000 characters in all]")
+    assert big.stack_trace is not None and len(big.stack_trace) == MAX_TEXT
+    assert big.stack_trace.rstrip().endswith("x")  # the end, where the error is, kept
+    assert big.details is not None and big.details["characters"] > 30_000_000

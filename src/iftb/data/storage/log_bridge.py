@@ -7,8 +7,11 @@ loop writes the queue in batches through ``SystemEventRepository.log_events``. R
 while that task writes (by SQLAlchemy, the driver, or the manager's own warnings) are ignored.
 
 One record the database will not take must not block the queue for good: its text is made
-storable on the way in (NULs stripped, lone surrogates replaced, details made JSON), and a batch
-the database refuses is written again record by record, the refused ones dropped and counted.
+storable on the way in (NULs stripped, lone surrogates replaced, details made JSON, and each of
+message, details and stack trace cut to ``MAX_TEXT`` characters with a note of how long it was:
+a record of megabytes cannot outlast ``statement_timeout`` and be taken for an outage), and a
+batch the database refuses is written again record by record, the refused ones dropped and
+counted.
 Only a database that takes no writes for now (unreachable, timed out, its disk full) keeps a
 batch whole for a later retry.
 
@@ -76,6 +79,8 @@ _UNAVAILABLE = (
 _OWN_REPORTS = "log_bridge."
 # What no text column can hold: NUL (PostgreSQL) and lone surrogates (not encodable as UTF-8).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+MAX_TEXT = 16_384
+"""Characters kept of a record's message, stack trace and details (as JSON) each."""
 
 
 class DatabaseLogHandler(logging.Handler):
@@ -350,8 +355,8 @@ def _to_event(record: logging.LogRecord) -> SystemEvent:
         {
             "event_type": _storable(event_type[:_EVENT_TYPE_LENGTH]),
             "severity": _severity(record.levelno),
-            "message": _storable(message),
-            "details": _json_safe(context) or None,
+            "message": _storable(_cut(message)),
+            "details": _bounded(_json_safe(context)) or None,
             "symbol": _text_or_none(columns.get("symbol")),
             "exchange": _text_or_none(columns.get("exchange")),
             "trade_id": _text_or_none(columns.get("trade_id")),
@@ -377,7 +382,29 @@ def _event_or_fallback(fields: dict[str, Any]) -> SystemEvent:
 
 
 def _stack_trace(exc_info: Any) -> str | None:
-    return _storable("".join(traceback.format_exception(*exc_info))) if exc_info else None
+    if not exc_info:
+        return None
+    trace: str = _storable(_cut("".join(traceback.format_exception(*exc_info)), keep_end=True))
+    return trace
+
+
+def _cut(text: str, *, keep_end: bool = False) -> str:
+    """``text`` within ``MAX_TEXT`` characters, saying how long it was (a stack trace keeps its
+    end, where the error is)."""
+    if len(text) <= MAX_TEXT:
+        return text
+    note = f" [... cut: {len(text):,} characters in all]"
+    kept = MAX_TEXT - len(note)
+    return note + text[-kept:] if keep_end else text[:kept] + note
+
+
+def _bounded(details: dict[str, Any]) -> dict[str, Any]:
+    """``details`` whole while their JSON is within ``MAX_TEXT`` characters; else a cut of that
+    JSON text, and its length."""
+    text = json.dumps(details)
+    if len(text) <= MAX_TEXT:
+        return details
+    return {"cut_details": _cut(text), "characters": len(text)}
 
 
 def _exc_info(value: Any) -> Any:

@@ -365,3 +365,25 @@ def test_commands_take_pool_retries_and_limits_from_the_settings(
         get_settings.cache_clear()
     assert (manager.timeouts.lock, manager.retry_policy.attempts) == (3, 2)
     assert manager.safe_url == "postgresql+asyncpg://bot@db.internal:6432/iftb"
+
+
+def test_gaps_of_a_series_not_stored_is_an_error_naming_those_stored(
+    invoke: Invoke, tmp_path: Path, sample_rows: list[list[str]]
+) -> None:
+    """``gaps BTCUSD 1h`` on a store of other series printed "no gaps" and exit 0; the exchange
+    defaulted to binance, so right after the demo (coinbase) nothing was found either."""
+    result = invoke("gaps", "BTCUSDT", "1h")
+    assert result.exit_code == 1 and "the store holds no candles" in result.output
+    imported(invoke, write(tmp_path / "a.csv", sample_rows[:30]), "--exchange", "coinbase")
+    result = invoke("gaps", "BTCUSDT", "1h")  # the one exchange storing it: found
+    assert result.exit_code == 0 and "no gaps" in result.output
+    result = invoke("gaps", "BTCUSD", "1h")
+    assert result.exit_code == 1
+    assert "no candles stored for BTCUSD 1h; stored: BTCUSDT 1h coinbase" in result.output
+    result = invoke("gaps", "BTCUSDT", "1h", "--exchange", "binance")
+    assert result.exit_code == 1 and "no candles stored for BTCUSDT 1h" in result.output
+    imported(invoke, write(tmp_path / "b.csv", sample_rows[:30]), "--exchange", "binance")
+    result = invoke("gaps", "BTCUSDT", "1h")
+    assert result.exit_code == 1
+    assert "stored on several exchanges (binance, coinbase): pass --exchange" in result.output
+    assert invoke("gaps", "BTCUSDT", "1h", "--exchange", "binance").exit_code == 0

@@ -37,7 +37,7 @@ from iftb.commands.common import (
 )
 from iftb.data.candle_files import FORMATS, CandleChunk
 from iftb.data.candle_import import ImportSummary, import_candle_file
-from iftb.data.storage import Gap, OHLCVBar, OHLCVRepository
+from iftb.data.storage import Gap, OHLCVBar, OHLCVRepository, SeriesInventory, ValidationError
 from iftb.data.storage.repositories.market.candle_partitions import Partition
 
 app = typer.Typer()
@@ -128,21 +128,29 @@ def _progress() -> Progress:
 def gaps(
     symbol: Symbol,
     timeframe: TimeframeArg,
-    exchange: Exchange = "binance",
+    exchange: Annotated[
+        str | None,
+        typer.Option(help="Exchange of the series (default: the one exchange storing it)."),
+    ] = None,
     start: Start = None,
     end: End = None,
     price_type: PriceTypeOption = "trade",
     as_json: AsJson = False,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Runs of missing candles of one series (within --start/--end when given)."""
+    """Runs of missing candles of one stored series (within --start/--end when given). A series
+    that is not stored is an error listing those that are."""
 
     async def work() -> list[Gap]:
         lower = parse_moment("--start", start) if start else None
         upper = parse_moment("--end", end) if end else None
         async with reading(database_url) as session:
-            return await OHLCVRepository(session).get_gaps(
-                symbol, timeframe, exchange, lower, upper, price_type=price_type
+            repo = OHLCVRepository(session)
+            stored = await repo.get_inventory(symbol, timeframe, exchange, price_type=price_type)
+            if len(stored) != 1:
+                raise ValidationError(await _not_one_series(repo, stored, symbol, timeframe))
+            return await repo.get_gaps(
+                symbol, timeframe, stored[0].exchange, lower, upper, price_type=price_type
             )
 
     found = run(work)
@@ -154,6 +162,30 @@ def gaps(
         console.print_json(json.dumps(rows))
     else:
         console.print(gaps_table(found, f"gaps {symbol} {timeframe}") if found else "no gaps")
+
+
+async def _not_one_series(
+    repo: OHLCVRepository, matching: list[SeriesInventory], symbol: str, timeframe: str
+) -> str:
+    """Why a series named without its exchange is not one stored series, listing the choice."""
+    if matching:
+        names = ", ".join(sorted({series.exchange for series in matching}))
+        return f"{symbol} {timeframe} is stored on several exchanges ({names}): pass --exchange"
+    stored = await repo.get_inventory()
+    shown = ", ".join(
+        f"{s.symbol} {s.timeframe} {s.exchange}"
+        + ("" if s.price_type == "trade" else f" {s.price_type}")
+        for s in stored[:_LISTED]
+    )
+    more = (
+        f" and {len(stored) - _LISTED:,} more (iftb-db inventory)" if len(stored) > _LISTED else ""
+    )
+    return f"no candles stored for {symbol} {timeframe}" + (
+        f"; stored: {shown}{more}" if stored else "; the store holds no candles"
+    )
+
+
+_LISTED = 10
 
 
 def gaps_table(found: list[Gap], title: str) -> Table:

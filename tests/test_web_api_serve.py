@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO
 
 import httpx
@@ -73,7 +74,7 @@ def server(database_url: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
 
 
 def test_serve_prints_a_token_that_reads_the_api_on_localhost_only(
-    server: tuple[subprocess.Popen[str], int],
+    server: tuple[subprocess.Popen[str], int], database_url: str
 ) -> None:
     process, port = server
     assert process.stdout is not None and process.stderr is not None
@@ -98,6 +99,10 @@ def test_serve_prints_a_token_that_reads_the_api_on_localhost_only(
     logged = "".join([*_drain(output), *_drain(errors)])
     assert "GET /api/scopes" in logged  # the access log is on, and holds no token
     assert token not in logged
+    # The test's PostgreSQL role is a superuser: the dashboard says it could write (SQLite has
+    # no roles; its file is opened read-only).
+    warned = "warning: this role can write" in " ".join(logged.split())
+    assert warned == database_url.startswith("postgresql")
 
 
 def _get_when_up(url: str, token: str) -> httpx.Response:
@@ -136,3 +141,19 @@ def test_a_short_configured_token_stops_only_the_server(
         ok(runner.invoke(app, ["scopes", "--database-url", database_url]))
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.sqlite_only
+def test_serve_never_creates_or_migrates_a_sqlite_file(database_url: str, tmp_path: Path) -> None:
+    """A mistyped path made a new empty database, and an older file was migrated (0011 to
+    0012): the dashboard opens an existing file read-only and says what is wrong."""
+    runner = CliRunner()
+    missing = tmp_path / "mistyped.db"
+    served = runner.invoke(app, ["serve", "--database-url", f"sqlite+aiosqlite:///{missing}"])
+    refused(served, f"no database file at {missing}")
+    assert not missing.exists()
+    ok(runner.invoke(app, ["downgrade", "0012", "--database-url", database_url]))
+    served = runner.invoke(app, ["serve", "--database-url", database_url])
+    refused(served, "database schema is at revision 0012")
+    current = runner.invoke(app, ["current", "--database-url", database_url])
+    assert "0012" in current.output  # left as it was

@@ -12,8 +12,10 @@ from typing import Annotated
 
 import typer
 
-from iftb.commands.common import DatabaseUrl, err_console, fail, manager_for
+from iftb.commands.common import DatabaseUrl, err_console, fail, run
+from iftb.commands.read_only_database import check_read_only, read_only_manager
 from iftb.config import ConfigError, get_settings
+from iftb.data.storage import ValidationError
 
 app = typer.Typer()
 DEFAULT_HOST = "127.0.0.1"
@@ -36,9 +38,10 @@ def serve(
         fail("the dashboard needs the 'web' extra: pip install 'iftb[web]'")
     try:
         configured = get_settings().web.token
-        manager = manager_for(database_url)
-    except ConfigError as exc:
+        manager = read_only_manager(database_url)
+    except (ConfigError, ValidationError) as exc:
         fail(str(exc))
+    run(lambda: check_read_only(manager))
     token = configured.get_secret_value() if configured is not None else new_token()
     if len(token) < MIN_TOKEN_LENGTH:
         fail(f"IFTB_WEB_TOKEN: at least {MIN_TOKEN_LENGTH} characters (secrets.token_urlsafe(32))")

@@ -6,6 +6,8 @@ timeouts on PostgreSQL, the busy timeout on SQLite, the pool timeout on both, an
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -249,3 +251,34 @@ def test_a_timeout_setting_out_of_range_names_its_variable(
             get_settings()
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.postgres_only
+async def test_a_frozen_server_is_a_bounded_wait_that_run_idempotent_retries(
+    database_url: str, backend: str
+) -> None:
+    """The backend serving a unit of work is stopped (SIGSTOP): the server's own limits cannot
+    fire, and a unit of work once waited past 40 s with statement_timeout at 2 s. The client's
+    bound (``command_timeout``, statement + 5 s) ends it with a ``QueryTimeoutError`` naming it;
+    ``run_idempotent`` retries on another connection and succeeds."""
+    limits = Timeouts(statement=0.5, lock=0.2, busy=0.2, pool=5)
+    async with manager(database_url, limits) as db:
+        async with db.get_session() as session:
+            frozen = int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+        os.kill(frozen, signal.SIGSTOP)
+        try:
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(QueryTimeoutError, match=r"command_timeout \(5.5 s\)") as raised:
+                async with db.get_session() as session:
+                    await session.execute(text("SELECT 1"))
+            assert raised.value.limit == "command_timeout"
+            assert asyncio.get_running_loop().time() - started < 30
+            attempts = []
+
+            async def answer(session: AsyncSession) -> int:
+                attempts.append(1)
+                return int((await session.execute(text("SELECT 2"))).scalar_one())
+
+            assert await db.run_idempotent(answer) == 2
+        finally:
+            os.kill(frozen, signal.SIGCONT)

@@ -28,6 +28,9 @@ SQLITE_PRAGMAS = {
     "foreign_keys": "ON",
 }
 
+COMMAND_GRACE = 5.0
+"""Seconds the client waits past ``statement_timeout`` for the server's own answer to it."""
+
 POSTGRES_SERVER_SETTINGS = {
     "application_name": "iftb",
     "timezone": "UTC",
@@ -78,6 +81,10 @@ class Timeouts:
     one off); ``busy`` is how long a SQLite writer waits for the lock, ``pool`` how long a unit
     of work waits for a free pooled connection (0: not at all). Hitting one raises
     ``QueryTimeoutError`` naming it.
+
+    A server limit holds only while the server runs: a frozen server (stopped, swapping, its
+    host paused) answers nothing. So the client bounds each PostgreSQL call too, at
+    ``statement`` plus ``COMMAND_GRACE`` (``command_timeout``, asyncpg's own limit).
     """
 
     statement: float = 30.0
@@ -101,7 +108,14 @@ class Timeouts:
             "idle_in_transaction_session_timeout": self.idle_in_transaction,
             "busy_timeout": self.busy,
             "pool_timeout": self.pool,
+            "command_timeout": self.command,
         }.get(limit)
+
+    @property
+    def command(self) -> float | None:
+        """The client's bound on one PostgreSQL call: the statement limit and a grace for the
+        server's own answer to it; none when the statement limit is off."""
+        return self.statement + COMMAND_GRACE if self.statement else None
 
     def server_settings(self) -> dict[str, str]:
         """The PostgreSQL limits as per-connection server settings (milliseconds)."""
@@ -121,8 +135,11 @@ def create_engine(
     pool_recycle: int,
     connect_timeout: float,
     timeouts: Timeouts,
+    client_bound: bool = True,
 ) -> AsyncEngine:
-    """The engine for ``url``, with the backend's connection setup and bounded waits."""
+    """The engine for ``url``, with the backend's connection setup and bounded waits
+    (``client_bound``: PostgreSQL calls bounded on the client too, ``Timeouts.command``; off for
+    the schema's maintenance, which lifts the statement limit)."""
     options: dict[str, Any] = {
         "echo": echo,
         "hide_parameters": True,  # parameters may hold secrets; never in logs or errors
@@ -143,6 +160,7 @@ def create_engine(
         "pool_recycle": pool_recycle,
         "connect_args": {
             "timeout": connect_timeout,
+            "command_timeout": timeouts.command if client_bound else None,
             "server_settings": POSTGRES_SERVER_SETTINGS | timeouts.server_settings(),
         },
     }

@@ -45,8 +45,10 @@ class ClusterError(StorageError):
 
 class QueryTimeoutError(StorageError):
     """A bounded wait ran out. ``limit`` names which one: ``statement_timeout``,
-    ``lock_timeout``, ``idle_in_transaction_session_timeout`` (PostgreSQL), ``busy_timeout``
-    (SQLite) or ``pool_timeout``; ``seconds`` is its configured value when known."""
+    ``lock_timeout``, ``idle_in_transaction_session_timeout`` (PostgreSQL), ``command_timeout``
+    (the client's own bound on a PostgreSQL call: the server sent nothing, e.g. it is frozen),
+    ``busy_timeout`` (SQLite) or ``pool_timeout``; ``seconds`` is its configured value when
+    known."""
 
     def __init__(self, limit: str, detail: str, *, seconds: float | None = None) -> None:
         self.limit = limit
@@ -142,7 +144,11 @@ def translate(exc: Exception) -> StorageError:
         or _is_connection_sqlstate(_driver_sqlstate(exc))
     ):
         return DatabaseConnectionError(f"database unavailable: {_driver_message(exc)}")
-    if isinstance(exc, OSError | ConnectionError | TimeoutError):
+    if isinstance(exc, TimeoutError):  # asyncpg's command_timeout: no answer at all
+        return QueryTimeoutError(
+            "command_timeout", "the server sent no answer (frozen, or its host unreachable)"
+        )
+    if isinstance(exc, OSError | ConnectionError):
         return DatabaseConnectionError(f"database unavailable: {type(exc).__name__}: {exc}")
     return StorageError(f"{type(exc).__name__}: {_driver_message(exc)}")
 

@@ -245,13 +245,17 @@ class DatabaseManager:
 
     async def migrate(self, revision: str = "head") -> None:
         """Upgrade the schema to ``revision`` (Alembic). Works before ``connect()`` too."""
-        await self._upgrade(self._ensure_engine(), revision)
+        async with self._maintenance_engine() as engine:
+            await self._upgrade(engine, revision)
 
     async def downgrade(self, revision: str) -> None:
         """Downgrade the schema to ``revision`` (``"base"`` drops every table)."""
-        engine = self._ensure_engine()
         try:
-            async with migrations.in_process_lock(), engine.begin() as connection:
+            async with (
+                self._maintenance_engine() as engine,
+                migrations.in_process_lock(),
+                engine.begin() as connection,
+            ):
                 await connection.run_sync(migrations.downgrade, revision)
         except Exception as exc:
             raise translate(exc) from exc
@@ -270,8 +274,8 @@ class DatabaseManager:
         if self.is_sqlite:
             raise ClusterError("SQLite cannot be distributed: Citus is a PostgreSQL extension")
         try:
-            async with migrations.in_process_lock():
-                done = await distribute(self._ensure_engine(), shard_count, months_ahead)
+            async with migrations.in_process_lock(), self._maintenance_engine() as engine:
+                done = await distribute(engine, shard_count, months_ahead)
         except StorageError:
             raise
         except Exception as exc:
@@ -318,7 +322,21 @@ class DatabaseManager:
             self._readers = async_sessionmaker(read_only(self._engine), expire_on_commit=False)
         return self._engine
 
-    def _create_engine(self) -> AsyncEngine:
+    @asynccontextmanager
+    async def _maintenance_engine(self) -> AsyncIterator[AsyncEngine]:
+        """The engine for the schema's maintenance, which lifts the statement limit (a migration
+        or a distribution may run long): on PostgreSQL one of its own without the client's
+        bound, disposed after; on SQLite (no such bound) the manager's own."""
+        if self.is_sqlite:
+            yield self._ensure_engine()
+            return
+        engine = self._create_engine(client_bound=False)
+        try:
+            yield engine
+        finally:
+            await engine.dispose()
+
+    def _create_engine(self, *, client_bound: bool = True) -> AsyncEngine:
         if self.is_sqlite:
             database = self._url.database
             if database and database != ":memory:" and not database.startswith("file:"):
@@ -331,6 +349,7 @@ class DatabaseManager:
             pool_recycle=self._pool_recycle,
             connect_timeout=self._connect_timeout,
             timeouts=self.timeouts,
+            client_bound=client_bound,
         )
 
     async def _ping(self, engine: AsyncEngine) -> None:
@@ -359,7 +378,8 @@ class DatabaseManager:
         head = migrations.head_revision()
         current = await self._stored_revision(read_only(engine))
         if self._auto_migrate and current != head:
-            await self._upgrade(engine)
+            async with self._maintenance_engine() as maintenance:
+                await self._upgrade(maintenance)
             current = await self._stored_revision(read_only(engine))
         if current != head:
             raise SchemaOutOfDateError(

@@ -27,7 +27,9 @@ _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 # A lock held by someone else, or a server too busy for now, may be gone at the next attempt.
 # (An idle-in-transaction timeout is the caller's own slowness; the pool timeout is bounded
 # already by the pool's own wait.)
-_RETRYABLE_LIMITS = frozenset({"statement_timeout", "lock_timeout", "busy_timeout"})
+_RETRYABLE_LIMITS = frozenset(
+    {"statement_timeout", "lock_timeout", "busy_timeout", "command_timeout"}
+)
 
 
 @dataclass(frozen=True, slots=True)

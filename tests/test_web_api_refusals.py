@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from iftb.data.storage import Base, DatabaseManager, ScopeRepository
 from iftb.web import create_app
+from iftb.web.app import STATIC
 from tests.conftest import BACKENDS
 from tests.support.pg_cluster import PostgresServer
 from tests.support.web_demo import TOKEN, demo_database
@@ -224,3 +225,45 @@ async def _row_counts(manager: DatabaseManager) -> dict[str, int]:
             ).scalar_one()
             for table in Base.metadata.sorted_tables
         }
+
+
+async def test_nothing_is_loaded_from_outside_and_every_answer_carries_the_policy(
+    client: httpx.AsyncClient,
+) -> None:
+    """``/docs`` and ``/redoc`` loaded their scripts from a public CDN into the origin where the
+    token is typed: not served now; the page and its assets name no other origin, and every
+    answer sends a Content-Security-Policy of the dashboard's own origin."""
+    for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+        assert (await client.get(path)).status_code == 404
+    assert (await client.get("/openapi.json")).json()["info"]["title"] == "iftb dashboard API"
+    for path in ("/", "/api/scopes", "/static/dashboard.js", "/openapi.json"):
+        response = await client.get(path, headers=AUTH)
+        assert response.status_code == 200, path
+        policy = response.headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+        assert "http://" not in policy and "https://" not in policy
+    for name, text in static_texts().items():
+        assert "cdn." not in text and "unpkg" not in text and "jsdelivr" not in text, name
+
+
+def static_texts() -> dict[str, str]:
+    return {path.name: path.read_text(errors="replace") for path in STATIC.iterdir()}
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("127.0.0.1", 200), ("127.0.0.1:8765", 200), ("localhost:8765", 200), ("[::1]:8765", 200),
+        ("evil.example", 400), ("evil.example:8765", 400), ("127.0.0.1.evil.example", 400),
+        ("", 400), ("[::1", 400),
+    ],
+)  # fmt: skip
+async def test_a_host_header_other_than_the_address_served_is_refused(
+    client: httpx.AsyncClient, host: str, status: int
+) -> None:
+    """DNS rebinding: another site's page whose name resolves to 127.0.0.1 reaches the server
+    with its own name in Host; it is refused before any route, token or not."""
+    response = await client.get("/api/scopes", headers=AUTH | {"Host": host})
+    assert response.status_code == status, response.text
+    if status == 400:
+        assert response.json() == {"detail": "unknown Host header: not the address served"}

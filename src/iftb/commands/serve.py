@@ -59,12 +59,21 @@ def serve(
             highlight=False,
         )
     uvicorn.run(
-        create_app(manager, token=token),
+        create_app(manager, token=token, hosts=_served_names(host)),
         host=host,
         port=port,
         log_level="info",
         proxy_headers=False,
     )
+
+
+def _served_names(host: str) -> list[str]:
+    """The Host headers a request to this server may carry: the address served, and on
+    loopback its usual names; anything else (another site's name, DNS rebinding) is refused."""
+    from iftb.web.app import LOOPBACK_HOSTS
+
+    names = [host, f"[{host}]"] if ":" in host else [host]
+    return [*names, *LOOPBACK_HOSTS] if _is_loopback(host) else names
 
 
 def _is_loopback(host: str) -> bool:

@@ -21,7 +21,7 @@ from iftb.data.storage import (
     ValidationError,
 )
 from tests.test_ledger import T0, _fill, _order, ledger_rows
-from tests.test_ledger_replay import record_one
+from tests.test_ledger_replay import record_runs
 
 Event = Order | Fill | FundingPayment
 
@@ -46,16 +46,8 @@ def _trade_through_zero() -> list[Event]:
 
 
 async def _record(db: DatabaseManager, bot: str, events: list[Event], *, bulk: bool) -> None:
-    async with db.scope(bot).session() as journal:
-        if bulk:
-            await journal.ledger.record_history(
-                [e for e in events if isinstance(e, Order)],
-                [e for e in events if isinstance(e, Fill)],
-                [e for e in events if isinstance(e, FundingPayment)],
-            )
-        else:
-            for event in events:
-                await record_one(journal, event)
+    """``events`` in one unit of work: in bulk, or one at a time."""
+    await record_runs(db, bot, [(events, bulk)])
 
 
 async def test_fills_that_net_to_zero_before_the_rest_arrive_close_nothing(

@@ -387,3 +387,58 @@ def test_gaps_of_a_series_not_stored_is_an_error_naming_those_stored(
     assert result.exit_code == 1
     assert "stored on several exchanges (binance, coinbase): pass --exchange" in result.output
     assert invoke("gaps", "BTCUSDT", "1h", "--exchange", "binance").exit_code == 0
+
+
+def _damaged_files(tmp_path: Path, rows: list[list[str]]) -> dict[str, tuple[Path, str]]:
+    """Each damaged or ambiguous file a user may meet, and what its error must say."""
+    binance = write(tmp_path / "BTCUSDT-1h.csv", rows)
+    several = tmp_path / "several.zip"
+    with zipfile.ZipFile(several, "w") as archive:
+        archive.write(binance, "BTCUSDT-1h.csv")
+        archive.write(binance, "ETHUSDT-1h.csv")
+    corrupt = tmp_path / "corrupt.zip"
+    with zipfile.ZipFile(corrupt, "w", zipfile.ZIP_STORED) as archive:
+        archive.write(binance, "BTCUSDT-1h.csv")
+    data = bytearray(corrupt.read_bytes())
+    at = data.rindex(b",", 0, len(data) - 200)  # near the member's end: read, then its CRC fails
+    data[at] = ord(";")
+    corrupt.write_bytes(bytes(data))
+    truncated = tmp_path / "cut.csv.gz"
+    truncated.write_bytes(gzip.compress(binance.read_bytes())[:-40])
+    nested = tmp_path / "nested.json"
+    nested.write_text("[" * 100_000 + "]" * 100_000)
+    twice = [*rows[:5], [*rows[2][:5], "999", *rows[2][6:]], *rows[5:8]]  # line 3's volume
+    changed = write(tmp_path / "twice.csv", twice)
+    return {
+        "several members": (several, "the zip archive holds 2 files (BTCUSDT-1h.csv, ETHUSDT"),
+        "bad CRC": (corrupt, "Bad CRC-32"),
+        "truncated gz": (truncated, "the compressed file is cut short"),
+        "nested JSON": (nested, "the JSON is nested too deep"),
+        "one candle twice": (changed, "is also on line 3, with other values"),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "case", ["several members", "bad CRC", "truncated gz", "nested JSON", "one candle twice"]
+)
+def test_a_damaged_or_ambiguous_file_is_one_clear_error_and_writes_nothing(
+    invoke: Invoke, tmp_path: Path, sample_rows: list[list[str]], case: str
+) -> None:
+    """A zip of several files imported the first and ignored the rest (exit 0); a bad CRC and
+    deep JSON gave tracebacks; a cut .gz printed only "Aborted."; one candle twice with other
+    values was taken (the last won)."""
+    path, reason = _damaged_files(tmp_path, sample_rows[:300])[case]
+    extra = ("--format", "freqtrade-json") if case == "nested JSON" else ()
+    result = imported(invoke, path, *extra)
+    assert result.exit_code == 1, result.output
+    assert reason in " ".join(result.output.split()) and "Traceback" not in result.output
+    assert "Aborted" not in result.output
+    assert stored(invoke) == []
+
+
+def test_the_same_candle_twice_with_the_same_values_is_a_harmless_repeat(
+    invoke: Invoke, tmp_path: Path, sample_rows: list[list[str]]
+) -> None:
+    path = write(tmp_path / "repeat.csv", [*sample_rows[:5], sample_rows[4], *sample_rows[5:9]])
+    assert imported(invoke, path).exit_code == 0
+    assert [s["count"] for s in stored(invoke)] == [9]

@@ -177,6 +177,12 @@ def _decompressed_text(path: Path, raw: IO[bytes]) -> IO[str]:
             members = [m for m in archive.namelist() if not m.endswith("/")]
             if not members:
                 raise CandleFileError(path, None, "the zip archive is empty")
+            if len(members) > 1:
+                shown = ", ".join(members[:5]) + (", ..." if len(members) > 5 else "")
+                raise CandleFileError(
+                    path, None, f"the zip archive holds {len(members)} files ({shown}): "
+                    "import one series per archive (unpack it and import each file)"
+                )  # fmt: skip
             member = archive.open(members[0])
             return io.TextIOWrapper(member, encoding="utf-8-sig", newline="")
     except (OSError, zipfile.BadZipFile) as exc:
@@ -192,8 +198,8 @@ def _csv_rows(path: Path, text: IO[str], file_format: FileFormat) -> Iterator[Ro
     reader = csv.reader(text)
     try:
         first = next(reader, None)
-    except (UnicodeDecodeError, csv.Error, OSError) as exc:
-        raise CandleFileError(path, 1, f"not a CSV file: {exc}") from None
+    except _UNREADABLE as exc:
+        raise CandleFileError(path, 1, f"not a CSV file: {_reason(exc)}") from None
     if first is None:
         return
     has_header = bool(first) and not _looks_numeric(first[0])
@@ -209,8 +215,19 @@ def _csv_rows(path: Path, text: IO[str], file_format: FileFormat) -> Iterator[Ro
         rows = _header_rows(path, first, reader)
     try:
         yield from rows
-    except (UnicodeDecodeError, csv.Error, OSError, EOFError) as exc:
-        raise CandleFileError(path, reader.line_num, f"unreadable: {exc}") from None
+    except _UNREADABLE as exc:
+        raise CandleFileError(path, reader.line_num, f"unreadable: {_reason(exc)}") from None
+
+
+_UNREADABLE = (UnicodeDecodeError, csv.Error, OSError, EOFError, zipfile.BadZipFile)
+"""What reading a file's text can raise: bad text, a damaged archive (a bad CRC), a truncated
+compressed file (``EOFError``, which the command line would otherwise report as "Aborted.")."""
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, EOFError):
+        return f"the compressed file is cut short ({exc})"
+    return str(exc) or type(exc).__name__
 
 
 def _chain_first(first: list[str], rest: Iterator[Row]) -> Iterator[Row]:
@@ -264,8 +281,11 @@ def _json_rows(text: IO[str]) -> Iterator[Row]:
     """freqtrade candles; the file is one JSON array, parsed with exact decimals."""
     try:
         document = json.load(text, parse_float=Decimal, parse_int=Decimal)
-    except (ValueError, UnicodeDecodeError) as exc:
-        yield 1, {"_error": f"not JSON: {exc}"}
+    except RecursionError:
+        yield 1, {"_error": "not candles: the JSON is nested too deep"}
+        return
+    except (ValueError, *_UNREADABLE) as exc:
+        yield 1, {"_error": f"not JSON: {_reason(exc)}"}
         return
     if not isinstance(document, list):
         yield 1, {"_error": "expected a JSON array of [time, open, high, low, close, volume]"}
@@ -292,6 +312,7 @@ def _chunks(
     step = timedelta(seconds=timeframe.seconds) if timeframe.seconds else None
     chunk = CandleChunk()
     previous: OHLCVBar | None = None
+    seen: dict[datetime, tuple[int, OHLCVBar]] = {}  # this chunk's and the previous candle
     opened = candle_opened_rule()
     for line, values in rows:
         chunk.rows += 1
@@ -300,6 +321,7 @@ def _chunks(
             opened(bar.timeframe, bar.timestamp)
             if step is not None and previous is not None:
                 _check_spacing(previous, bar, step, series.timeframe)
+            _check_not_twice(seen, line, bar)
         except ValidationError as exc:
             error = CandleFileError(path, line, str(exc))
             if not skip_invalid or isinstance(exc, WrongTimeframeError):
@@ -312,6 +334,7 @@ def _chunks(
             chunk.bytes_read = _position(raw)
             yield chunk
             chunk = CandleChunk()
+            seen = {bar.timestamp: seen[bar.timestamp]}
     if chunk.rows:
         chunk.bytes_read = _position(raw)
         yield chunk
@@ -334,6 +357,19 @@ def _bar(values: dict[str, Any], series: _Series) -> OHLCVBar:
         quote_volume=_optional(values.get("quote_volume"), lambda v: _number("quote_volume", v)),
         trades_count=_optional(values.get("trades_count"), _count),
     )
+
+
+def _check_not_twice(seen: dict[datetime, tuple[int, OHLCVBar]], line: int, bar: OHLCVBar) -> None:
+    """The same candle again with other values is two versions of one candle: refused, naming
+    both lines (the same values again are a harmless repeat). Checked within a chunk and
+    against the candle before it, so memory stays bounded by the chunk."""
+    earlier = seen.setdefault(bar.timestamp, (line, bar))
+    if earlier[1] is not bar and earlier[1] != bar:
+        raise ValidationError(
+            f"timestamp: the candle of {bar.timestamp.isoformat()} is also on line {earlier[0]}, "
+            "with other values; which one is right?",
+            field="timestamp",
+        )
 
 
 def _check_spacing(previous: OHLCVBar, bar: OHLCVBar, step: timedelta, timeframe: str) -> None:

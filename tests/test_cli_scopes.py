@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from iftb.data.storage import (
     Scope,
     ScopeRepository,
     Trade,
+    TradeStatistics,
 )
 from tests.factories import T0, make_trade
 from tests.support.cli_results import ok, refused
@@ -152,6 +154,9 @@ def test_run_show_prints_settings_config_and_statistics(
     net = next(line for line in output.splitlines() if "net pnl" in line)
     assert Decimal(net.split("│")[2]) == 35
     assert "2:00:00" in output  # the average holding time, stored in seconds
+    shown = [line.split("│")[1].strip() for line in output.splitlines() if "│" in line]
+    statistics = [f.name.replace("_", " ") for f in dataclasses.fields(TradeStatistics)]
+    assert [name for name in shown if name in statistics] == statistics  # same on both backends
 
 
 def test_run_delete_removes_only_the_backtests_trades(

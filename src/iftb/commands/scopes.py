@@ -6,6 +6,7 @@ names the bot's latest finished backtest run, and a bare ``BOT`` its live scope.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -43,6 +44,7 @@ from iftb.data.storage import (
     ScopeRepository,
     ScopeStatistics,
     ScopeSummary,
+    TradeStatistics,
 )
 from iftb.data.storage.validation import days_ago, to_decimal
 
@@ -196,12 +198,19 @@ def show_run(run_id: RunId, database_url: DatabaseUrl = None) -> None:
     ]
     if item.error_message:
         fields.append(("error", item.error_message))
-    for name, value in (item.summary or {}).items():  # durations are stored in seconds
+    for name, value in _in_statistics_order(item.summary or {}):  # durations: in seconds
         seconds = name.endswith("_time") and isinstance(value, int | float)
         fields.append((name.replace("_", " "), timedelta(seconds=value) if seconds else value))
     for name, value in fields:
         table.add_row(name, money(value))
     console.print(table)
+
+
+def _in_statistics_order(summary: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A run's summary in ``TradeStatistics``' field order: PostgreSQL's JSONB keeps its keys
+    in its own order, SQLite's text as written, and the table must read the same on both."""
+    order = {field.name: place for place, field in enumerate(dataclasses.fields(TradeStatistics))}
+    return sorted(summary.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
 
 
 @run_app.command("delete")

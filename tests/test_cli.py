@@ -442,3 +442,24 @@ def test_the_same_candle_twice_with_the_same_values_is_a_harmless_repeat(
     path = write(tmp_path / "repeat.csv", [*sample_rows[:5], sample_rows[4], *sample_rows[5:9]])
     assert imported(invoke, path).exit_code == 0
     assert [s["count"] for s in stored(invoke)] == [9]
+
+
+def test_export_refuses_what_it_cannot_write_and_writes_nothing(
+    invoke: Invoke, tmp_path: Path, sample_rows: list[list[str]]
+) -> None:
+    """A series not stored wrote an empty file and exit 0; ``--out x.json`` wrote CSV; a
+    missing directory was reported as "database unavailable"."""
+    imported(invoke, write(tmp_path / "a.csv", sample_rows[:20]), "--exchange", "coinbase")
+    cases = [
+        (("BTCUSD", "1h", "--out", str(tmp_path / "x.csv")), "no candles stored for BTCUSD 1h"),
+        (("BTCUSDT", "1h", "--out", str(tmp_path / "x.json")), "x.json is not a .csv, .parquet"),
+        (("BTCUSDT", "1h", "--out", str(tmp_path / "nowhere" / "x.csv")), "--out: no directory"),
+    ]
+    for arguments, reason in cases:
+        result = invoke("export-candles", *arguments)
+        assert result.exit_code == 1 and reason in " ".join(result.output.split()), result.output
+        assert "database unavailable" not in result.output
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "x.json").exists()
+    out = tmp_path / "found.csv"  # the one exchange storing it, without --exchange
+    assert invoke("export-candles", "BTCUSDT", "1h", "--out", str(out)).exit_code == 0
+    assert len(out.read_text().splitlines()) == 21

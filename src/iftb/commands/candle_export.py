@@ -10,10 +10,17 @@ from typing import Annotated
 
 import typer
 
-from iftb.commands.candles import End, Start, Symbol, TimeframeArg, series_window
+from iftb.commands.candles import (
+    End,
+    Start,
+    StoringExchange,
+    Symbol,
+    TimeframeArg,
+    series_window,
+    stored_series,
+)
 from iftb.commands.common import (
     DatabaseUrl,
-    Exchange,
     PriceTypeOption,
     console,
     fail,
@@ -49,7 +56,7 @@ def export_candles(
             "(freqtrade's layout)."
         ),
     ],
-    exchange: Exchange = "binance",
+    exchange: StoringExchange = None,
     start: Start = None,
     end: End = None,
     price_type: PriceTypeOption = "trade",
@@ -61,6 +68,10 @@ def export_candles(
     """Write a series (or part of it) to CSV, Parquet or freqtrade's feather, streaming from
     the database."""
     suffix = out.suffix.lower()
+    if suffix not in (".csv", *SUFFIXES):
+        fail(f"--out: {out.name} is not a .csv, .parquet or .feather file")
+    if not out.parent.is_dir():
+        fail(f"--out: no directory {out.parent}")
     as_freqtrade = suffix == ".feather" or freqtrade
     if as_freqtrade and suffix not in SUFFIXES:
         fail(f"--out: freqtrade files are .feather or .parquet, not {out.name}")
@@ -73,10 +84,14 @@ def export_candles(
     async def work() -> int:
         async with reading(database_url) as session:
             repo = OHLCVRepository(session)
-            window = await series_window(repo, symbol, timeframe, exchange, start, end, price_type)
-            if window is None:
-                return 0
-            bars = repo.stream_range(symbol, timeframe, *window, exchange, price_type=price_type)
+            series = await stored_series(repo, symbol, timeframe, exchange, price_type)
+            window = await series_window(
+                repo, symbol, timeframe, series.exchange, start, end, price_type
+            )
+            assert window is not None  # the series is stored
+            bars = repo.stream_range(
+                symbol, timeframe, *window, series.exchange, price_type=price_type
+            )
             if as_freqtrade:
                 return write_freqtrade(out, [bar async for bar in bars])
             return await (

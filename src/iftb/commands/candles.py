@@ -124,14 +124,17 @@ def _progress() -> Progress:
     )
 
 
+StoringExchange = Annotated[
+    str | None,
+    typer.Option(help="Exchange of the series (default: the one exchange storing it)."),
+]
+
+
 @app.command()
 def gaps(
     symbol: Symbol,
     timeframe: TimeframeArg,
-    exchange: Annotated[
-        str | None,
-        typer.Option(help="Exchange of the series (default: the one exchange storing it)."),
-    ] = None,
+    exchange: StoringExchange = None,
     start: Start = None,
     end: End = None,
     price_type: PriceTypeOption = "trade",
@@ -146,11 +149,9 @@ def gaps(
         upper = parse_moment("--end", end) if end else None
         async with reading(database_url) as session:
             repo = OHLCVRepository(session)
-            stored = await repo.get_inventory(symbol, timeframe, exchange, price_type=price_type)
-            if len(stored) != 1:
-                raise ValidationError(await _not_one_series(repo, stored, symbol, timeframe))
+            series = await stored_series(repo, symbol, timeframe, exchange, price_type)
             return await repo.get_gaps(
-                symbol, timeframe, stored[0].exchange, lower, upper, price_type=price_type
+                symbol, timeframe, series.exchange, lower, upper, price_type=price_type
             )
 
     found = run(work)
@@ -162,6 +163,18 @@ def gaps(
         console.print_json(json.dumps(rows))
     else:
         console.print(gaps_table(found, f"gaps {symbol} {timeframe}") if found else "no gaps")
+
+
+async def stored_series(
+    repo: OHLCVRepository, symbol: str, timeframe: str, exchange: str | None, price_type: str
+) -> SeriesInventory:
+    """The one stored series named (``exchange`` None: whichever exchange stores it); a series
+    not stored, or stored on several exchanges when none is named, is a ``ValidationError``
+    listing what is stored."""
+    found = await repo.get_inventory(symbol, timeframe, exchange, price_type=price_type)
+    if len(found) != 1:
+        raise ValidationError(await _not_one_series(repo, found, symbol, timeframe))
+    return found[0]
 
 
 async def _not_one_series(

@@ -21,6 +21,8 @@ from iftb.cli import app
 from iftb.commands.common import manager_for
 from iftb.commands.demo import SAMPLE_FILE
 from iftb.config import get_settings
+from iftb.data.candle_files import CandleFileError
+from iftb.data.candle_import import import_candle_file
 from iftb.data.storage import DatabaseManager, OHLCVRepository
 from iftb.data.storage.migrations import head_revision
 
@@ -463,3 +465,39 @@ def test_export_refuses_what_it_cannot_write_and_writes_nothing(
     out = tmp_path / "found.csv"  # the one exchange storing it, without --exchange
     assert invoke("export-candles", "BTCUSDT", "1h", "--out", str(out)).exit_code == 0
     assert len(out.read_text().splitlines()) == 21
+
+
+@pytest.mark.parametrize("kind", ["csv", "feather"])
+async def test_a_bad_row_after_the_first_chunk_writes_nothing(
+    db: DatabaseManager, tmp_path: Path, sample_rows: list[list[str]], kind: str
+) -> None:
+    """A bad row after the first chunk left the earlier chunks written (20,000 rows of a CSV,
+    30,000 of a freqtrade feather file, in chunks of 10,000): a file is one unit now. Here in
+    chunks of 50, the bad row in the sixth."""
+    rows = [list(row) for row in sample_rows]
+    rows[280][2] = "-5"  # a negative high
+    if kind == "csv":
+        path = write(tmp_path / "BTCUSDT-1h.csv", rows)
+    else:
+        path = _feather(tmp_path / "BTC_USDT-1h.feather", rows)
+    with pytest.raises(CandleFileError, match=":281: high|row 281: high"):
+        await import_candle_file(db, path, "BTCUSDT", "1h", chunk_size=50)
+    async with db.get_session(read_only=True) as session:
+        assert await OHLCVRepository(session).get_inventory() == []
+    rows[280][2] = rows[280][1] if float(rows[280][1]) >= float(rows[280][4]) else rows[280][4]
+    fixed = write(tmp_path / "BTCUSDT-1h.csv", rows) if kind == "csv" else _feather(path, rows)
+    summary = await import_candle_file(db, fixed, "BTCUSDT", "1h", chunk_size=50)
+    assert (summary.rows, summary.inserted, summary.updated) == (300, 300, 0)
+
+
+def _feather(path: Path, rows: list[list[str]]) -> Path:
+    import pandas
+
+    prices = ("open", "high", "low", "close", "volume")
+    pandas.DataFrame(
+        {
+            "date": pandas.to_datetime([int(row[0]) for row in rows], unit="ms", utc=True),
+            **{name: [float(row[i]) for row in rows] for i, name in enumerate(prices, start=1)},
+        }
+    ).to_feather(path)
+    return path

@@ -1,17 +1,28 @@
-"""Import candle files into the store: streamed in chunks, each chunk one idempotent upsert.
+"""Import candle files into the store: a file is one unit, in constant memory.
 
-Each chunk is its own unit of work, so a long import commits as it goes and a malformed row
-stops it with nothing of that chunk written; importing the same file again changes nothing.
+The file is read twice, streamed in chunks. The first pass checks every row (a malformed one
+raises ``CandleFileError`` naming file, line and reason before anything is written) and notes
+the days its candles fall on; the second writes it in one unit of work, each chunk one upsert,
+after the partitions those days need are made (in a transaction of their own, as Citus needs).
+So a bad row anywhere writes nothing, and importing the same file again changes nothing. On
+SQLite the unit holds the write lock while it writes: import beside a running bot in files of
+a size it can wait for (``DB_BUSY_TIMEOUT``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 
-from iftb.data.candle_files import CandleChunk, CandleFileError, FileFormat, read_candles
+from iftb.data.candle_files import (
+    CandleChunk,
+    CandleFileError,
+    FileFormat,
+    read_candles,
+)
 from iftb.data.storage import DatabaseManager, OHLCVRepository
 
 
@@ -44,53 +55,65 @@ async def import_candle_file(
     summary: ImportSummary | None = None,
     price_type: str | None = None,
 ) -> ImportSummary:
-    """Upsert every candle of ``path``; ``progress`` is called after each chunk is committed.
+    """Upsert every candle of ``path`` in one unit of work; ``progress`` is called after each
+    chunk is written (the whole file commits at the end).
 
     Pass the same ``summary`` to several calls to total an import of many files.
     """
     summary = summary if summary is not None else ImportSummary()
     started = time.perf_counter()
-    chunks = read_candles(
-        path,
-        symbol,
-        timeframe,
-        exchange,
-        file_format=file_format,
-        chunk_size=chunk_size,
-        skip_invalid=skip_invalid,
-        price_type=price_type,
-    )
+
+    def chunks() -> Iterator[CandleChunk]:
+        return read_candles(
+            path,
+            symbol,
+            timeframe,
+            exchange,
+            file_format=file_format,
+            chunk_size=chunk_size,
+            skip_invalid=skip_invalid,
+            price_type=price_type,
+        )
+
     try:
-        for chunk in chunks:
-            if chunk.bars:
-                inserted, distinct = await _upsert_counting(manager, chunk)
-                summary.inserted += inserted
-                summary.updated += distinct - inserted
-            summary.rows += chunk.rows
-            summary.rejected.extend(chunk.rejected)
-            if progress is not None:
-                progress(chunk)
+        days, kind = _checked(chunks())
+        series = (symbol, timeframe, exchange, kind)
+        async with manager.get_session() as session:
+            repo = OHLCVRepository(session)
+            await repo.create_partitions_for(days)
+            before = await _stored(repo, *series)
+            distinct = 0
+            for chunk in chunks():
+                if chunk.bars:
+                    await repo.upsert_many(chunk.bars)
+                    distinct += len({bar.timestamp for bar in chunk.bars})
+                summary.rows += chunk.rows
+                summary.rejected.extend(chunk.rejected)
+                if progress is not None:
+                    progress(chunk)
+            inserted = await _stored(repo, *series) - before
+        summary.inserted += inserted
+        summary.updated += distinct - inserted
     finally:
         summary.seconds += time.perf_counter() - started
     return summary
 
 
-async def _upsert_counting(manager: DatabaseManager, chunk: CandleChunk) -> tuple[int, int]:
-    """Upsert a chunk; return how many candles were new (the series' count in the candle
-    catalog before and after: no read of the candles, so a new month's partition is still made
-    in a transaction of its own) and how many distinct it held."""
-    first = chunk.bars[0]
-    series = (first.symbol, first.timeframe, first.exchange)
-    async with manager.get_session() as session:
-        repo = OHLCVRepository(session)
-        before = await _stored(repo, *series, first.price_type)
-        await repo.upsert_many(chunk.bars)
-        after = await _stored(repo, *series, first.price_type)
-    return after - before, len({bar.timestamp for bar in chunk.bars})
+def _checked(chunks: Iterator[CandleChunk]) -> tuple[list[datetime], str]:
+    """Read the whole file once, checking every row (``read_candles`` raises on a bad one):
+    the midnight of each day its candles open on (a partition is made of whole days), and
+    their price type."""
+    days: set[date] = set()
+    kind = "trade"
+    for chunk in chunks:
+        days.update(bar.timestamp.date() for bar in chunk.bars)
+        kind = chunk.bars[0].price_type if chunk.bars else kind
+    return [datetime(day.year, day.month, day.day, tzinfo=UTC) for day in sorted(days)], kind
 
 
 async def _stored(
     repo: OHLCVRepository, symbol: str, timeframe: str, exchange: str, price_type: str
 ) -> int:
+    """The series' candle count in the catalog (no read of the candles themselves)."""
     found = await repo.get_inventory(symbol, timeframe, exchange, price_type=price_type)
     return found[0].count if found else 0

@@ -8,7 +8,7 @@ computed in SQL; only their few result rows reach Python.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +32,7 @@ from iftb.data.storage.repositories.market.candle_partitions import (
     Partition,
     delete_candles,
     ensure_partitions,
+    ensure_partitions_for,
     list_partitions,
 )
 from iftb.data.storage.repositories.market.candle_sql import (
@@ -283,6 +284,17 @@ class OHLCVRepository(CandleAnalysis):
         with translated_errors():
             connection = await self._session.connection()
             return await ensure_partitions(connection, datetime.now(UTC), aware_utc("until", until))
+
+    async def create_partitions_for(self, open_times: Iterable[datetime]) -> int:
+        """Create the partitions candles opening at ``open_times`` need, before a unit of work
+        writes them (PostgreSQL; on Citus a unit that has written candles cannot make one).
+        Returns how many were new."""
+        if self.dialect == "sqlite":
+            return 0
+        with translated_errors():
+            connection = await self._session.connection()
+            times = [aware_utc("open_times", moment) for moment in open_times]
+            return await ensure_partitions_for(connection, times)
 
     async def get_partitions(self) -> list[Partition]:
         """The candle table's partitions, oldest first (none on SQLite)."""

@@ -223,8 +223,11 @@ def expected(made: History) -> dict[str, dict[str, dict[str, object]]]:
             key = f"{payment.symbol} {payment.position_side} {hour.isoformat()}"
             funding[key] = {"amount": payment.amount, "trade_id": trade.trade_id}
     orders = {}
+    fills_of: dict[str, list[Fill]] = {}
+    for fill in made.fills:
+        fills_of.setdefault(fill.client_order_id, []).append(fill)
     for order in made.orders:
-        mine = [f for f in made.fills if f.client_order_id == order.client_order_id]
+        mine = fills_of[order.client_order_id]
         filled = sum((Fraction(f.quantity) for f in mine), Fraction(0))
         value = sum((Fraction(f.price) * Fraction(f.quantity) for f in mine), Fraction(0))
         orders[order.client_order_id] = {

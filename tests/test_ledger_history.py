@@ -20,7 +20,7 @@ from iftb.data.storage import (
     Order,
     ValidationError,
 )
-from tests.ledger_stream import Stream, expected_figures, generate
+from tests.ledger_stream import Stream, generate
 from tests.support.racers import race
 from tests.test_ledger import SMALL, _empty_ledger, _fill, _order, ledger_rows, record
 
@@ -58,15 +58,6 @@ def vars_of(counts: HistoryCounts) -> tuple[int, int, int, int]:
     return (counts.orders, counts.fills, counts.funding, counts.trades)
 
 
-async def assert_trades_as_computed(db: DatabaseManager, stream: Stream) -> None:
-    async with db.scope("ledger", "live").session(read_only=True) as journal:
-        for trade_id, expected in stream.trades.items():
-            trade = await journal.trades.get_by_trade_id(trade_id)
-            assert trade is not None, trade_id
-            wanted = expected_figures(expected)
-            assert {name: getattr(trade, name) for name in wanted} == wanted, trade_id
-
-
 async def test_a_history_in_bulk_is_the_ledger_of_one_event_at_a_time(
     db: DatabaseManager,
 ) -> None:
@@ -79,20 +70,6 @@ async def test_a_history_in_bulk_is_the_ledger_of_one_event_at_a_time(
         len(stream.orders), len(stream.fills), len(stream.funding), len(stream.trades)
     )  # fmt: skip
     assert await ledger_rows(db) == one_at_a_time
-
-
-async def test_ten_thousand_fills_over_twenty_symbols_in_any_order_make_one_ledger(
-    db: DatabaseManager,
-) -> None:
-    stream = generate(**FULL, seed=32)
-    symbols = {fill.symbol for fill in stream.fills}
-    assert len(stream.fills) >= 10_000 and len(symbols) == 20
-    await record_history(db, stream)
-    await assert_trades_as_computed(db, stream)
-    in_order = await ledger_rows(db)
-    await _empty_ledger(db)
-    await record_history(db, stream, shuffled=True, batches=40)
-    assert await ledger_rows(db) == in_order
 
 
 @pytest.mark.soak
